@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {CheckpointHeader} from "../libraries/CheckpointLib.sol";
+
+/// @title ISettlement
+/// @notice Settlement checkpoints of the isoperp exchange: a bonded operator posts state roots with their
+///         batch data; a checkpoint finalizes after the challenge window; withdrawals in finalized checkpoints
+///         are claimable once each with a Merkle proof against the checkpoint's withdrawals root.
+/// @dev Formats are specified in docs/PROTOCOL.md (section 4). Finality is evaluated lazily.
+interface ISettlement {
+    /// @notice What the contract stores per checkpoint.
+    /// @param checkpointHash keccak256(abi.encode(header)).
+    /// @param stateRoot Root of the state tree after the batch.
+    /// @param withdrawalsRoot Root of the batch's withdrawals tree.
+    /// @param withdrawalCount Number of withdrawals in that tree.
+    /// @param depositCursor Deposits [0, depositCursor) are included in the state.
+    /// @param forcedCursor Forced requests served so far.
+    /// @param timestamp The batch's system time.
+    /// @param postedAt Block timestamp of the post (the challenge window starts here).
+    struct Checkpoint {
+        bytes32 checkpointHash;
+        bytes32 stateRoot;
+        bytes32 withdrawalsRoot;
+        uint32 withdrawalCount;
+        uint64 depositCursor;
+        uint64 forcedCursor;
+        uint64 timestamp;
+        uint64 postedAt;
+    }
+
+    /// @notice The operator added to its bond.
+    event BondPosted(address indexed operator, uint256 amount, uint256 bond);
+    /// @notice The operator took bond above the minimum back.
+    event BondWithdrawn(address indexed operator, uint256 amount, uint256 bond);
+    /// @notice A checkpoint was accepted; its batch data is in this transaction's calldata.
+    /// @param seq Sequence number.
+    /// @param checkpointHash keccak256(abi.encode(header)).
+    /// @param stateRoot The new state root.
+    /// @param withdrawalsRoot Root of the batch's withdrawals.
+    /// @param depositCursor Deposits included so far.
+    /// @param finalizesAt Earliest block timestamp at which the checkpoint is final.
+    event CheckpointPosted(
+        uint64 indexed seq,
+        bytes32 indexed checkpointHash,
+        bytes32 stateRoot,
+        bytes32 withdrawalsRoot,
+        uint64 depositCursor,
+        uint64 finalizesAt
+    );
+    /// @notice A withdrawal of a finalized checkpoint was paid.
+    event WithdrawalClaimed(
+        uint64 indexed seq, uint32 indexed index, uint32 accountId, address indexed recipient, uint128 amount
+    );
+
+    /// @notice Only the operator may call this.
+    error Settlement_NotOperator(address caller);
+    /// @notice The operator's bond is below the minimum.
+    error Settlement_BondTooLow(uint256 bond, uint256 minimum);
+    /// @notice Zero-value bond post or withdrawal.
+    error Settlement_ZeroAmount();
+    /// @notice Withdrawing this much would leave the bond below the minimum.
+    error Settlement_BondLocked(uint256 requested, uint256 withdrawable);
+    /// @notice Sending ETH to the operator failed.
+    error Settlement_TransferFailed();
+    /// @notice Constructor parameter out of range.
+    error Settlement_InvalidParameter();
+    /// @notice The header's sequence number is not the next one.
+    error Settlement_WrongSequence(uint64 expected, uint64 got);
+    /// @notice The header does not chain onto the latest checkpoint.
+    error Settlement_WrongPrevHash(bytes32 expected, bytes32 got);
+    /// @notice The deposit cursor went backwards or beyond the queue.
+    error Settlement_DepositCursorOutOfRange(uint64 previous, uint64 got, uint64 queueLength);
+    /// @notice The deposit prefix hash does not match the vault's queue at the cursor.
+    error Settlement_DepositPrefixMismatch(bytes32 expected, bytes32 got);
+    /// @notice The forced cursor went backwards or beyond the forced-request queue.
+    error Settlement_ForcedCursorOutOfRange(uint64 previous, uint64 got, uint64 queueLength);
+    /// @notice keccak256(batchData) differs from the header's batchHash.
+    error Settlement_BatchHashMismatch(bytes32 expected, bytes32 got);
+    /// @notice The batch data is larger than MAX_BATCH_BYTES.
+    error Settlement_BatchTooLarge(uint256 length, uint256 maximum);
+    /// @notice The withdrawal count exceeds the withdrawals tree's capacity.
+    error Settlement_TooManyWithdrawals(uint32 count, uint256 maximum);
+    /// @notice The header's timestamp is before the previous checkpoint's or in the future.
+    error Settlement_BadTimestamp(uint64 timestamp, uint64 previous, uint256 blockTimestamp);
+    /// @notice No checkpoint with this sequence number.
+    error Settlement_UnknownCheckpoint(uint64 seq);
+    /// @notice The checkpoint is still inside its challenge window.
+    error Settlement_NotFinalized(uint64 seq, uint64 finalizesAt);
+    /// @notice The withdrawal index is not below the checkpoint's withdrawal count.
+    error Settlement_WithdrawalIndexOutOfRange(uint32 index, uint32 count);
+    /// @notice This withdrawal was already claimed.
+    error Settlement_AlreadyClaimed(uint64 seq, uint32 index);
+    /// @notice The Merkle proof does not lead to the checkpoint's withdrawals root.
+    error Settlement_InvalidProof();
+
+    /// @notice Adds msg.value to the operator's bond. Operator only.
+    function postBond() external payable;
+
+    /// @notice Sends `amount` of bond above the minimum back to the operator. Operator only.
+    function withdrawBond(uint256 amount) external;
+
+    /// @notice Posts the next checkpoint. Operator only, bond at least the minimum.
+    /// @param header The checkpoint header (docs/PROTOCOL.md, section 4).
+    /// @param batchData The batch data; its keccak256 must equal header.batchHash.
+    function postCheckpoint(CheckpointHeader calldata header, bytes calldata batchData) external;
+
+    /// @notice Pays a withdrawal of a finalized checkpoint to its recipient. Anyone may call; once per leaf.
+    /// @param seq Checkpoint sequence number.
+    /// @param index Leaf index in the checkpoint's withdrawals tree.
+    /// @param accountId The withdrawing account.
+    /// @param recipient Who receives the tokens.
+    /// @param amount Token amount.
+    /// @param proof Exactly WITHDRAWAL_TREE_DEPTH sibling hashes, bottom-up.
+    function claimWithdrawal(
+        uint64 seq,
+        uint32 index,
+        uint32 accountId,
+        address recipient,
+        uint128 amount,
+        bytes32[] calldata proof
+    ) external;
+
+    /// @notice The operator address.
+    function operator() external view returns (address);
+    /// @notice The operator's current bond, in wei.
+    function bond() external view returns (uint256);
+    /// @notice The minimum bond required to post.
+    function minBond() external view returns (uint256);
+    /// @notice The challenge window in seconds.
+    function challengeWindow() external view returns (uint64);
+    /// @notice The collateral vault created by this contract.
+    function vault() external view returns (address);
+    /// @notice Sequence number of the latest checkpoint (0 = only genesis).
+    function latestSeq() external view returns (uint64);
+    /// @notice Sequence number of the latest finalized checkpoint.
+    function lastFinalizedSeq() external view returns (uint64);
+    /// @notice The stored checkpoint `seq`.
+    function getCheckpoint(uint64 seq) external view returns (Checkpoint memory);
+    /// @notice Whether checkpoint `seq` exists and its challenge window has passed.
+    function isFinalized(uint64 seq) external view returns (bool);
+    /// @notice Block timestamp at which checkpoint `seq` finalizes.
+    function finalizesAt(uint64 seq) external view returns (uint64);
+    /// @notice Whether withdrawal `index` of checkpoint `seq` was claimed.
+    function isClaimed(uint64 seq, uint32 index) external view returns (bool);
+    /// @notice Number of forced requests queued (the escape-hatch issue adds the queue; 0 until then).
+    function forcedRequestCount() external view returns (uint64);
+    /// @notice The EIP-712 domain separator for signed requests (docs/PROTOCOL.md, section 3.1).
+    function domainSeparator() external view returns (bytes32);
+}

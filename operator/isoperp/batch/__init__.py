@@ -1,0 +1,1 @@
+"""Batch building: transitions -> checkpoint header + batch data + withdrawals."""

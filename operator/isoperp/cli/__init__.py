@@ -1,0 +1,1 @@
+"""The `isoperp` command line."""

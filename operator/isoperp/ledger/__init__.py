@@ -1,0 +1,1 @@
+"""The deterministic ledger: integer domain model and the state transition function (no I/O)."""

@@ -1,0 +1,54 @@
+"""Protocol constants (docs/PROTOCOL.md). The Solidity side has the same numbers; tests compare them."""
+
+from __future__ import annotations
+
+from typing import Final
+
+PROTOCOL_VERSION: Final = 1
+
+# Trees (section 2 and 4)
+STATE_TREE_DEPTH: Final = 32
+WITHDRAWAL_TREE_DEPTH: Final = 16
+TRACE_TREE_DEPTH: Final = 20
+LEAF_SALT: Final = b"\x00"
+NODE_SALT: Final = b"\x01"
+
+# Leaf index layout: index = kind << 30 | account << 6 | sub
+KIND_SHIFT: Final = 30
+ACCOUNT_SHIFT: Final = 6
+MAX_ACCOUNTS: Final = 1 << 24
+MAX_MARKETS: Final = 1 << 6
+KIND_ACCOUNT: Final = 0
+KIND_POSITION: Final = 1
+KIND_ORDER: Final = 2
+KIND_GLOBAL: Final = 3
+GLOBAL_MARKETS: Final = 0  # account field of global leaves: market leaves
+GLOBAL_EXCHANGE: Final = 1  # account field of global leaves: the exchange leaf
+
+# Leaf types (first word of every leaf encoding)
+LEAF_ACCOUNT: Final = 1
+LEAF_POSITION: Final = 2
+LEAF_MARKET: Final = 3
+LEAF_EXCHANGE: Final = 4
+LEAF_ORDER: Final = 5
+
+# Batch data (section 3)
+BATCH_VERSION: Final = 1
+MAX_BATCH_BYTES: Final = 131_072
+RECORD_DEPOSIT: Final = 0x01
+RECORD_WITHDRAW: Final = 0x02
+RECORD_MARGIN_TRANSFER: Final = 0x03
+RECORD_FILL: Final = 0x04
+
+# Integer ranges
+PPM: Final = 1_000_000
+UINT64_MAX: Final = (1 << 64) - 1
+UINT128_MAX: Final = (1 << 128) - 1
+INT64_MIN: Final = -(1 << 63)
+INT64_MAX: Final = (1 << 63) - 1
+INT128_MIN: Final = -(1 << 127)
+INT128_MAX: Final = (1 << 127) - 1
+
+# EIP-712 domain (section 3.1)
+EIP712_NAME: Final = "isoperp"
+EIP712_VERSION: Final = "1"

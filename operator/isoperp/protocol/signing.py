@@ -1,0 +1,123 @@
+"""EIP-712 signed requests (docs/PROTOCOL.md, section 3.1): digests, signing and fast recovery.
+
+Digests are computed directly with keccak (the same bytes Solidity hashes); recovery uses coincurve,
+~100x faster than eth-keys' pure-Python backend. Signatures are 65 bytes ``r ‖ s ‖ v`` with v in {27, 28}
+and low s (EIP-2): anything else is rejected, so a signature cannot be made malleable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import coincurve
+from eth_utils import to_checksum_address
+
+from isoperp.errors import ProtocolError
+from isoperp.hashing import keccak256
+from isoperp.ledger.transitions import MarginTransfer, Withdraw
+from isoperp.protocol.constants import EIP712_NAME, EIP712_VERSION
+
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+SECP256K1_HALF_N = SECP256K1_N // 2
+
+DOMAIN_TYPEHASH = keccak256(
+    b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+)
+WITHDRAWAL_TYPEHASH = keccak256(
+    b"Withdrawal(uint32 accountId,address recipient,uint128 amount,uint64 nonce)"
+)
+MARGIN_TRANSFER_TYPEHASH = keccak256(
+    b"MarginTransfer(uint32 accountId,uint16 marketId,int128 amount,uint64 nonce)"
+)
+
+
+def _word(value: int, *, signed: bool = False) -> bytes:
+    return value.to_bytes(32, "big", signed=signed)
+
+
+def _address_word(address: str) -> bytes:
+    raw = bytes.fromhex(address[2:] if address.startswith("0x") else address)
+    if len(raw) != 20:
+        raise ProtocolError(f"not a 20-byte address: {address!r}")
+    return b"\x00" * 12 + raw
+
+
+@dataclass(frozen=True, slots=True)
+class Domain:
+    """The EIP-712 domain: chain id and the Settlement contract's address."""
+
+    chain_id: int
+    verifying_contract: str
+
+    @property
+    def separator(self) -> bytes:
+        return keccak256(
+            DOMAIN_TYPEHASH
+            + keccak256(EIP712_NAME.encode())
+            + keccak256(EIP712_VERSION.encode())
+            + _word(self.chain_id)
+            + _address_word(self.verifying_contract)
+        )
+
+
+def withdrawal_struct_hash(account_id: int, recipient: str, amount: int, nonce: int) -> bytes:
+    return keccak256(
+        WITHDRAWAL_TYPEHASH
+        + _word(account_id)
+        + _address_word(recipient)
+        + _word(amount)
+        + _word(nonce)
+    )
+
+
+def margin_transfer_struct_hash(account_id: int, market_id: int, amount: int, nonce: int) -> bytes:
+    return keccak256(
+        MARGIN_TRANSFER_TYPEHASH
+        + _word(account_id)
+        + _word(market_id)
+        + _word(amount, signed=True)
+        + _word(nonce)
+    )
+
+
+def typed_digest(domain: Domain, struct_hash: bytes) -> bytes:
+    return keccak256(b"\x19\x01" + domain.separator + struct_hash)
+
+
+def request_digest(domain: Domain, request: Withdraw | MarginTransfer) -> bytes:
+    """The EIP-712 digest a request's owner signs."""
+    if isinstance(request, Withdraw):
+        struct = withdrawal_struct_hash(
+            request.account_id, request.recipient, request.amount, request.nonce
+        )
+    else:
+        struct = margin_transfer_struct_hash(
+            request.account_id, request.market_id, request.amount, request.nonce
+        )
+    return typed_digest(domain, struct)
+
+
+def sign_digest(private_key: bytes, digest: bytes) -> bytes:
+    """Signs a 32-byte digest; returns ``r ‖ s ‖ v`` with v in {27, 28} (coincurve signs low-s)."""
+    sig = coincurve.PrivateKey(private_key).sign_recoverable(digest, hasher=None)
+    return sig[:64] + bytes([sig[64] + 27])
+
+
+def recover_signer(digest: bytes, signature: bytes) -> str:
+    """The checksummed address that signed ``digest``; rejects malformed and malleable signatures."""
+    if len(signature) != 65:
+        raise ProtocolError(f"signature must be 65 bytes, got {len(signature)}", code="bad_signature")
+    v = signature[64]
+    if v not in (27, 28):
+        raise ProtocolError(f"signature v must be 27 or 28, got {v}", code="bad_signature")
+    r = int.from_bytes(signature[:32], "big")
+    s = int.from_bytes(signature[32:64], "big")
+    if not (0 < r < SECP256K1_N) or not (0 < s <= SECP256K1_HALF_N):
+        raise ProtocolError("signature r/s out of range or high-s (malleable)", code="bad_signature")
+    try:
+        public = coincurve.PublicKey.from_signature_and_message(
+            signature[:64] + bytes([v - 27]), digest, hasher=None
+        )
+    except Exception as exc:  # coincurve raises bare Exception on unrecoverable signatures
+        raise ProtocolError(f"signature does not recover: {exc}", code="bad_signature") from exc
+    return to_checksum_address(keccak256(public.format(compressed=False)[1:])[-20:])

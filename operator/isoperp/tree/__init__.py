@@ -1,0 +1,1 @@
+"""Fixed-depth sparse Merkle trees (keccak, salted leaves and nodes)."""

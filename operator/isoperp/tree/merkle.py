@@ -1,0 +1,148 @@
+"""Fixed-depth sparse Merkle tree (docs/PROTOCOL.md, section 2).
+
+leaf hash = keccak(0x00 ‖ leaf bytes) (computed by the caller, see ``hash_leaf``), empty slot = 32 zero
+bytes, node = keccak(0x01 ‖ left ‖ right). Only non-empty subtrees are stored. Updates are incremental:
+``set`` marks a leaf dirty and the next ``root``/``proof`` recomputes only the dirty paths, once per
+shared ancestor. Pure computation, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from functools import cache
+
+from isoperp.errors import ProtocolError
+from isoperp.hashing import keccak256
+from isoperp.protocol.constants import LEAF_SALT, NODE_SALT
+
+EMPTY = b"\x00" * 32
+
+
+def hash_leaf(leaf_bytes: bytes) -> bytes:
+    """keccak256(0x00 ‖ leaf_bytes)."""
+    return keccak256(LEAF_SALT + leaf_bytes)
+
+
+def hash_node(left: bytes, right: bytes) -> bytes:
+    """keccak256(0x01 ‖ left ‖ right)."""
+    return keccak256(NODE_SALT + left + right)
+
+
+@cache
+def zero_hashes(depth: int) -> tuple[bytes, ...]:
+    """Z[0..depth]: Z[0] = empty leaf, Z[h+1] = node(Z[h], Z[h])."""
+    zeros = [EMPTY]
+    for _ in range(depth):
+        zeros.append(hash_node(zeros[-1], zeros[-1]))
+    return tuple(zeros)
+
+
+def compute_root(leaf_hash: bytes, index: int, proof: Sequence[bytes], depth: int) -> bytes:
+    """The root that ``proof`` leads to; enforces proof length == depth and 0 <= index < 2^depth."""
+    if len(proof) != depth:
+        raise ProtocolError(f"proof has {len(proof)} siblings, depth is {depth}", code="bad_proof")
+    if not 0 <= index < (1 << depth):
+        raise ProtocolError(f"index {index} out of range for depth {depth}", code="bad_proof")
+    node = leaf_hash
+    for height, sibling in enumerate(proof):
+        if (index >> height) & 1:
+            node = hash_node(sibling, node)
+        else:
+            node = hash_node(node, sibling)
+    return node
+
+
+def verify_proof(
+    root: bytes, leaf_hash: bytes, index: int, proof: Sequence[bytes], depth: int
+) -> bool:
+    """Whether ``proof`` proves ``leaf_hash`` at ``index`` under ``root`` (False for malformed proofs)."""
+    try:
+        return compute_root(leaf_hash, index, proof, depth) == root
+    except ProtocolError:
+        return False
+
+
+class SparseMerkleTree:
+    """A sparse Merkle tree of fixed ``depth`` over 32-byte leaf hashes."""
+
+    __slots__ = ("_dirty", "_levels", "_zeros", "depth")
+
+    def __init__(self, depth: int, leaves: Iterable[tuple[int, bytes]] = ()) -> None:
+        if not 1 <= depth <= 64:
+            raise ValueError(f"depth must be in [1, 64], got {depth}")
+        self.depth = depth
+        self._zeros = zero_hashes(depth)
+        # _levels[h] maps index at height h -> hash, for non-empty subtrees only (h = 0: leaves).
+        self._levels: list[dict[int, bytes]] = [{} for _ in range(depth + 1)]
+        self._dirty: set[int] = set()
+        for index, leaf_hash in leaves:
+            self.set(index, leaf_hash)
+
+    def _check_index(self, index: int) -> None:
+        if not 0 <= index < (1 << self.depth):
+            raise ProtocolError(f"index {index} out of range for depth {self.depth}", code="bad_index")
+
+    def set(self, index: int, leaf_hash: bytes) -> None:
+        """Sets the leaf hash at ``index`` (``EMPTY`` clears the slot)."""
+        self._check_index(index)
+        if len(leaf_hash) != 32:
+            raise ProtocolError("leaf hash must be 32 bytes", code="bad_leaf")
+        leaves = self._levels[0]
+        if leaf_hash == EMPTY:
+            if leaves.pop(index, None) is None:
+                return
+        elif leaves.get(index) == leaf_hash:
+            return
+        else:
+            leaves[index] = leaf_hash
+        self._dirty.add(index)
+
+    def get(self, index: int) -> bytes:
+        """The leaf hash at ``index`` (``EMPTY`` when the slot is empty)."""
+        self._check_index(index)
+        return self._levels[0].get(index, EMPTY)
+
+    def __len__(self) -> int:
+        return len(self._levels[0])
+
+    def _flush(self) -> None:
+        dirty = self._dirty
+        if not dirty:
+            return
+        levels, zeros = self._levels, self._zeros
+        for height in range(self.depth):
+            below, above = levels[height], levels[height + 1]
+            zero = zeros[height]
+            parents = {i >> 1 for i in dirty}
+            for parent in parents:
+                left = below.get(parent << 1, zero)
+                right = below.get((parent << 1) | 1, zero)
+                if left is zero and right is zero:
+                    above.pop(parent, None)
+                else:
+                    above[parent] = keccak256(NODE_SALT + left + right)
+            dirty = parents
+        self._dirty = set()
+
+    @property
+    def root(self) -> bytes:
+        self._flush()
+        return self._levels[self.depth].get(0, self._zeros[self.depth])
+
+    def proof(self, index: int) -> list[bytes]:
+        """The ``depth`` sibling hashes of ``index``, bottom-up."""
+        self._check_index(index)
+        self._flush()
+        siblings = []
+        for height in range(self.depth):
+            siblings.append(self._levels[height].get((index >> height) ^ 1, self._zeros[height]))
+        return siblings
+
+    def copy(self) -> SparseMerkleTree:
+        other = SparseMerkleTree.__new__(SparseMerkleTree)
+        other.depth = self.depth
+        other._zeros = self._zeros
+        self._flush()
+        other._levels = [dict(level) for level in self._levels]
+        other._dirty = set()
+        return other
