@@ -1,3 +1,3 @@
-"""isoperp: an isolated-margin perpetual-futures exchange with an off-chain operator and on-chain settlement."""
+"""isoperp: isolated-margin perpetual futures, off-chain operator, on-chain settlement."""
 
 __version__ = "0.1.0"

@@ -2,11 +2,11 @@
 
 IsoperpError
 ├── ConfigError                 bad settings, missing deployment file, unknown market...
-├── TransitionRejected          the ledger refused a transition (state unchanged); carries a reason code
+├── TransitionRejected          the ledger refused a transition (state unchanged); reason code
 ├── ProtocolError               malformed encodings: batch data, leaves, proofs, signatures
 └── ChainError                  talking to the chain failed
     ├── TransientChainError     worth retrying (timeouts, connection refused, nonce races)
-    └── ContractReverted        a contract rejected the call; carries the custom error's name and args
+    └── ContractReverted        a contract rejected the call: custom error name and args
 
 Every error has a short machine-readable ``code`` and a one-line message: the CLI prints
 ``error[<code>]: <message>`` and exits non-zero, never a traceback.
@@ -38,7 +38,7 @@ class ConfigError(IsoperpError):
 
 
 class TransitionRejected(IsoperpError):
-    """The ledger refused a transition; nothing changed. ``code`` is the reason (e.g. ``insufficient_collateral``)."""
+    """The ledger refused a transition; nothing changed. ``code`` is the reason code."""
 
     code = "rejected"
 

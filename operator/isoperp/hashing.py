@@ -1,6 +1,6 @@
 """keccak256 through a C binding (safe-pysha3), falling back to eth-hash's backend.
 
-The C binding is ~6x faster than eth-hash's default pycryptodome backend; the state tree hashes a lot.
+The C binding is ~6x faster than eth-hash's default backend; the state tree hashes a lot.
 """
 
 from __future__ import annotations

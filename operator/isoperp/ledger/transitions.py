@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class Deposit:
-    """Deposit ``deposit_index`` of the vault queue, credited to ``account_id`` owned by ``owner``."""
+    """Deposit ``deposit_index`` of the vault queue, credited to ``account_id`` of ``owner``."""
 
     deposit_index: int
     account_id: int

@@ -1,4 +1,4 @@
-"""Protocol constants (docs/PROTOCOL.md). The Solidity side has the same numbers; tests compare them."""
+"""Protocol constants (docs/PROTOCOL.md); the Solidity side has the same numbers."""
 
 from __future__ import annotations
 

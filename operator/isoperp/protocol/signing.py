@@ -1,8 +1,8 @@
 """EIP-712 signed requests (docs/PROTOCOL.md, section 3.1): digests, signing and fast recovery.
 
 Digests are computed directly with keccak (the same bytes Solidity hashes); recovery uses coincurve,
-~100x faster than eth-keys' pure-Python backend. Signatures are 65 bytes ``r ‖ s ‖ v`` with v in {27, 28}
-and low s (EIP-2): anything else is rejected, so a signature cannot be made malleable.
+~100x faster than eth-keys' pure-Python backend. Signatures are 65 bytes ``r ‖ s ‖ v``
+with v in {27, 28} and low s (EIP-2): anything else is rejected, so signatures are not malleable.
 """
 
 from __future__ import annotations
@@ -104,16 +104,18 @@ def sign_digest(private_key: bytes, digest: bytes) -> bytes:
 
 
 def recover_signer(digest: bytes, signature: bytes) -> str:
-    """The checksummed address that signed ``digest``; rejects malformed and malleable signatures."""
+    """The checksummed signer of ``digest``; rejects malformed and malleable signatures."""
     if len(signature) != 65:
-        raise ProtocolError(f"signature must be 65 bytes, got {len(signature)}", code="bad_signature")
+        raise ProtocolError(
+            f"signature must be 65 bytes, got {len(signature)}", code="bad_signature"
+        )
     v = signature[64]
     if v not in (27, 28):
         raise ProtocolError(f"signature v must be 27 or 28, got {v}", code="bad_signature")
     r = int.from_bytes(signature[:32], "big")
     s = int.from_bytes(signature[32:64], "big")
     if not (0 < r < SECP256K1_N) or not (0 < s <= SECP256K1_HALF_N):
-        raise ProtocolError("signature r/s out of range or high-s (malleable)", code="bad_signature")
+        raise ProtocolError("signature r/s out of range or high s", code="bad_signature")
     try:
         public = coincurve.PublicKey.from_signature_and_message(
             signature[:64] + bytes([v - 27]), digest, hasher=None

@@ -1,7 +1,8 @@
 """Fixed-depth sparse Merkle tree (docs/PROTOCOL.md, section 2).
 
-leaf hash = keccak(0x00 ‖ leaf bytes) (computed by the caller, see ``hash_leaf``), empty slot = 32 zero
-bytes, node = keccak(0x01 ‖ left ‖ right). Only non-empty subtrees are stored. Updates are incremental:
+leaf hash = keccak(0x00 ‖ leaf bytes) (the caller computes it, see ``hash_leaf``), empty slot =
+32 zero bytes, node = keccak(0x01 ‖ left ‖ right). Only non-empty subtrees are stored. Updates are
+incremental:
 ``set`` marks a leaf dirty and the next ``root``/``proof`` recomputes only the dirty paths, once per
 shared ancestor. Pure computation, no I/O.
 """
@@ -45,17 +46,15 @@ def compute_root(leaf_hash: bytes, index: int, proof: Sequence[bytes], depth: in
         raise ProtocolError(f"index {index} out of range for depth {depth}", code="bad_proof")
     node = leaf_hash
     for height, sibling in enumerate(proof):
-        if (index >> height) & 1:
-            node = hash_node(sibling, node)
-        else:
-            node = hash_node(node, sibling)
+        is_right = (index >> height) & 1
+        node = hash_node(sibling, node) if is_right else hash_node(node, sibling)
     return node
 
 
 def verify_proof(
     root: bytes, leaf_hash: bytes, index: int, proof: Sequence[bytes], depth: int
 ) -> bool:
-    """Whether ``proof`` proves ``leaf_hash`` at ``index`` under ``root`` (False for malformed proofs)."""
+    """Whether ``proof`` proves ``leaf_hash`` at ``index`` under ``root`` (False if malformed)."""
     try:
         return compute_root(leaf_hash, index, proof, depth) == root
     except ProtocolError:
@@ -80,7 +79,9 @@ class SparseMerkleTree:
 
     def _check_index(self, index: int) -> None:
         if not 0 <= index < (1 << self.depth):
-            raise ProtocolError(f"index {index} out of range for depth {self.depth}", code="bad_index")
+            raise ProtocolError(
+                f"index {index} out of range for depth {self.depth}", code="bad_index"
+            )
 
     def set(self, index: int, leaf_hash: bytes) -> None:
         """Sets the leaf hash at ``index`` (``EMPTY`` clears the slot)."""
