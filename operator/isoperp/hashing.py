@@ -13,7 +13,8 @@ try:  # pragma: no branch - which backend is a property of the install
     import sha3  # safe-pysha3
 
     def _pysha3(data: bytes) -> bytes:
-        return sha3.keccak_256(data).digest()  # type: ignore[no-any-return]
+        digest: bytes = sha3.keccak_256(data).digest()
+        return digest
 
     _keccak = _pysha3
     BACKEND = "safe-pysha3"

@@ -1,0 +1,46 @@
+"""The deployment file: where the system lives. Written by deploy, read by every command."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from isoperp.errors import ConfigError
+
+DEFAULT_STATE_DIR = Path(".isoperp")
+DEFAULT_DEPLOYMENT = DEFAULT_STATE_DIR / "deployment.json"
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """Addresses and parameters of one deployed isoperp system."""
+
+    chain_id: int
+    rpc_url: str
+    settlement: str
+    vault: str
+    token: str
+    operator: str
+    deploy_block: int
+    challenge_window: int
+    min_bond: int
+    genesis_state_root: str
+
+    def save(self, path: Path = DEFAULT_DEPLOYMENT) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path = DEFAULT_DEPLOYMENT) -> Deployment:
+        if not path.exists():
+            raise ConfigError(
+                f"no deployment file at {path}: run `isoperp deploy` first", code="no_deployment"
+            )
+        try:
+            raw = json.loads(path.read_text())
+            return cls(**raw)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(
+                f"deployment file {path} is malformed: {exc}", code="bad_deployment"
+            ) from exc

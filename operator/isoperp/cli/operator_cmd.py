@@ -1,0 +1,84 @@
+"""`isoperp operator run`."""
+
+from __future__ import annotations
+
+import time
+
+import click
+from rich.console import Console
+
+from isoperp.cli.context import CliState, resolve_signer
+from isoperp.errors import TransientChainError
+from isoperp.service.operator import CycleReport, OperatorService
+
+console = Console()
+
+
+@click.group()
+def operator() -> None:
+    """Run the operator: batch deposits and requests, post checkpoints."""
+
+
+def _show(report: CycleReport) -> None:
+    for request_id, reason in report.rejected:
+        console.print(f"request {request_id} rejected: {reason}")
+    if report.posted is None:
+        console.print("nothing to post")
+        return
+    h = report.posted.header
+    console.print(
+        f"posted checkpoint [bold]#{h.seq}[/]: {report.deposits} deposit(s), "
+        f"{report.requests} request(s), {h.withdrawal_count} withdrawal(s), "
+        f"{len(report.posted.data)} bytes, gas {report.gas_used}, root 0x{h.state_root.hex()[:16]}…"
+    )
+
+
+@operator.command()
+@click.option("--once", is_flag=True, help="Run one cycle and exit.")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=None,
+    help="Seconds between cycles (runs until Ctrl-C).",
+)
+@click.option("--post-empty", is_flag=True, help="Post a checkpoint even with nothing to include.")
+@click.option(
+    "--account",
+    "account_index",
+    type=int,
+    default=None,
+    help="Devnet account index of the operator (default 0).",
+)
+@click.option(
+    "--key",
+    default=None,
+    envvar="ISOPERP_OPERATOR_KEY",
+    show_envvar=True,
+    help="Operator private key (hex).",
+)
+@click.pass_obj
+def run(
+    state: CliState,
+    once: bool,
+    interval: float | None,
+    post_empty: bool,
+    account_index: int | None,
+    key: str | None,
+) -> None:
+    """Rebuild state from L1, then batch and post checkpoints (--once, or every --interval S)."""
+    if once == (interval is not None):
+        raise click.UsageError("give exactly one of --once or --interval S")
+    signer = resolve_signer(account_index, key, default_index=0)
+    system = state.system(signer)
+    service = OperatorService(system, state.inbox())
+    if once:
+        _show(service.run_once(post_empty=post_empty))
+        return
+    assert interval is not None
+    console.print(f"operator running every {interval}s (Ctrl-C to stop)")
+    while True:
+        try:
+            _show(service.run_once(post_empty=post_empty))
+        except TransientChainError as exc:
+            console.print(f"[yellow]chain unavailable, retrying: {exc.message}[/]")
+        time.sleep(interval)

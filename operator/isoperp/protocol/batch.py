@@ -1,0 +1,204 @@
+"""Batch data encoding (docs/PROTOCOL.md, section 3).
+
+``batch = version:u8 ‖ count:u32 ‖ record*``, ``record = type:u8 ‖ fixed-length payload``. Fixed
+widths, big-endian, signed fields two's complement. Decoding is strict: unknown versions and record
+types, truncated or trailing bytes, and out-of-range values raise ProtocolError."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Final
+
+from eth_utils import to_checksum_address
+
+from isoperp.errors import ProtocolError
+from isoperp.ledger.transitions import Deposit, Fill, MarginTransfer, Transition, Withdraw
+from isoperp.protocol.constants import (
+    BATCH_VERSION,
+    MAX_BATCH_BYTES,
+    RECORD_DEPOSIT,
+    RECORD_FILL,
+    RECORD_MARGIN_TRANSFER,
+    RECORD_WITHDRAW,
+)
+
+HEADER_BYTES: Final = 5
+SIGNATURE_BYTES: Final = 65
+
+
+def _uint(value: int, width: int, name: str) -> bytes:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < (1 << (8 * width)):
+        raise ProtocolError(f"{name}={value!r} does not fit uint{8 * width}", code="bad_record")
+    return value.to_bytes(width, "big")
+
+
+def _int(value: int, width: int, name: str) -> bytes:
+    bound = 1 << (8 * width - 1)
+    if isinstance(value, bool) or not isinstance(value, int) or not -bound <= value < bound:
+        raise ProtocolError(f"{name}={value!r} does not fit int{8 * width}", code="bad_record")
+    return value.to_bytes(width, "big", signed=True)
+
+
+def _address(value: str, name: str) -> bytes:
+    try:
+        raw = bytes.fromhex(value.removeprefix("0x"))
+    except (ValueError, AttributeError) as exc:
+        raise ProtocolError(f"{name}={value!r} is not an address", code="bad_record") from exc
+    if len(raw) != 20:
+        raise ProtocolError(f"{name}={value!r} is not a 20-byte address", code="bad_record")
+    return raw
+
+
+def _signature(value: bytes) -> bytes:
+    if not isinstance(value, bytes) or len(value) != SIGNATURE_BYTES:
+        raise ProtocolError("signature must be 65 bytes", code="bad_record")
+    return value
+
+
+def encode_record(t: Transition) -> bytes:
+    """The record bytes of one transition (type byte included)."""
+    if isinstance(t, Deposit):
+        return (
+            bytes([RECORD_DEPOSIT])
+            + _uint(t.deposit_index, 8, "deposit_index")
+            + _uint(t.account_id, 4, "account_id")
+            + _address(t.owner, "owner")
+            + _uint(t.amount, 16, "amount")
+            + _uint(t.timestamp, 8, "timestamp")
+        )
+    if isinstance(t, Withdraw):
+        return (
+            bytes([RECORD_WITHDRAW])
+            + _uint(t.account_id, 4, "account_id")
+            + _address(t.recipient, "recipient")
+            + _uint(t.amount, 16, "amount")
+            + _uint(t.nonce, 8, "nonce")
+            + _signature(t.signature)
+        )
+    if isinstance(t, MarginTransfer):
+        return (
+            bytes([RECORD_MARGIN_TRANSFER])
+            + _uint(t.account_id, 4, "account_id")
+            + _uint(t.market_id, 2, "market_id")
+            + _int(t.amount, 16, "amount")
+            + _uint(t.nonce, 8, "nonce")
+            + _signature(t.signature)
+        )
+    if isinstance(t, Fill):
+        return (
+            bytes([RECORD_FILL])
+            + _uint(t.market_id, 2, "market_id")
+            + _uint(t.maker_id, 4, "maker_id")
+            + _uint(t.taker_id, 4, "taker_id")
+            + bytes([1 if t.taker_is_buy else 0])
+            + _uint(t.size, 8, "size")
+            + _uint(t.price, 8, "price")
+            + _uint(t.timestamp, 8, "timestamp")
+        )
+    raise ProtocolError(f"not a transition: {type(t).__name__}", code="bad_record")
+
+
+class _Reader:
+    __slots__ = ("data", "pos")
+
+    def __init__(self, data: bytes, pos: int) -> None:
+        self.data = data
+        self.pos = pos
+
+    def take(self, n: int) -> bytes:
+        end = self.pos + n
+        if end > len(self.data):
+            raise ProtocolError(f"batch truncated at byte {self.pos}", code="bad_batch")
+        chunk = self.data[self.pos : end]
+        self.pos = end
+        return chunk
+
+    def uint(self, n: int) -> int:
+        return int.from_bytes(self.take(n), "big")
+
+    def int(self, n: int) -> int:
+        return int.from_bytes(self.take(n), "big", signed=True)
+
+    def address(self) -> str:
+        return to_checksum_address(self.take(20))
+
+    def flag(self) -> bool:
+        value = self.uint(1)
+        if value > 1:
+            raise ProtocolError(f"flag byte must be 0 or 1, got {value}", code="bad_batch")
+        return value == 1
+
+
+def _read_deposit(r: _Reader) -> Deposit:
+    return Deposit(r.uint(8), r.uint(4), r.address(), r.uint(16), r.uint(8))
+
+
+def _read_withdraw(r: _Reader) -> Withdraw:
+    return Withdraw(r.uint(4), r.address(), r.uint(16), r.uint(8), r.take(SIGNATURE_BYTES))
+
+
+def _read_margin_transfer(r: _Reader) -> MarginTransfer:
+    return MarginTransfer(r.uint(4), r.uint(2), r.int(16), r.uint(8), r.take(SIGNATURE_BYTES))
+
+
+def _read_fill(r: _Reader) -> Fill:
+    return Fill(r.uint(2), r.uint(4), r.uint(4), r.flag(), r.uint(8), r.uint(8), r.uint(8))
+
+
+_READERS: Final[dict[int, Callable[[_Reader], Transition]]] = {
+    RECORD_DEPOSIT: _read_deposit,
+    RECORD_WITHDRAW: _read_withdraw,
+    RECORD_MARGIN_TRANSFER: _read_margin_transfer,
+    RECORD_FILL: _read_fill,
+}
+
+
+def assemble_batch(records: Sequence[bytes]) -> bytes:
+    """``version ‖ count ‖ records`` from already encoded records."""
+    return bytes([BATCH_VERSION]) + _uint(len(records), 4, "count") + b"".join(records)
+
+
+def encode_batch(transitions: Sequence[Transition]) -> bytes:
+    """The batch data of ``transitions``; raises ProtocolError beyond MAX_BATCH_BYTES."""
+    data = assemble_batch([encode_record(t) for t in transitions])
+    if len(data) > MAX_BATCH_BYTES:
+        raise ProtocolError(
+            f"batch is {len(data)} bytes, the maximum is {MAX_BATCH_BYTES}", code="batch_too_large"
+        )
+    return data
+
+
+def decode_batch(data: bytes) -> list[Transition]:
+    """Parses batch data back into transitions (strict)."""
+    if len(data) > MAX_BATCH_BYTES:
+        raise ProtocolError(f"batch is {len(data)} bytes, over {MAX_BATCH_BYTES}", code="bad_batch")
+    reader = _Reader(data, 0)
+    version = reader.uint(1)
+    if version != BATCH_VERSION:
+        raise ProtocolError(f"unknown batch version {version}", code="bad_batch")
+    count = reader.uint(4)
+    out: list[Transition] = []
+    for i in range(count):
+        kind = reader.uint(1)
+        read = _READERS.get(kind)
+        if read is None:
+            raise ProtocolError(f"record {i}: unknown record type {kind:#04x}", code="bad_batch")
+        out.append(read(reader))
+    if reader.pos != len(data):
+        raise ProtocolError(
+            f"{len(data) - reader.pos} trailing bytes after the records", code="bad_batch"
+        )
+    return out
+
+
+def record_sizes() -> dict[int, int]:
+    """Record type -> total record length in bytes (type byte included), for docs and tests."""
+    sig = b"\x00" * SIGNATURE_BYTES
+    zero = "0x" + "00" * 20
+    samples: list[Transition] = [
+        Deposit(0, 0, zero, 0, 0),
+        Withdraw(0, zero, 0, 0, sig),
+        MarginTransfer(0, 0, 0, 0, sig),
+        Fill(0, 0, 0, False, 0, 0, 0),
+    ]
+    return {encode_record(t)[0]: len(encode_record(t)) for t in samples}

@@ -1,0 +1,1 @@
+"""The operator as a process: request inbox, batching cycle, posting."""
