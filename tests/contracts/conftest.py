@@ -1,0 +1,210 @@
+"""Fixtures for the contract tests: accounts, MockUSDC, Settlement + its vault, and checkpoint helpers.
+
+Every test runs against a fresh chain state (ape's snapshot isolation). Time only moves forward on anvil,
+so helpers always work relative to the current head block.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import ape
+import pytest
+from ape.exceptions import CustomError
+from eth_abi import encode
+
+from isoperp.hashing import keccak256
+from isoperp.tree.merkle import SparseMerkleTree, hash_leaf
+
+WINDOW = 600
+MIN_BOND = 10**18
+GENESIS_ROOT = keccak256(b"isoperp genesis state root")
+EMPTY_BATCH = bytes([1]) + (0).to_bytes(4, "big")  # version 1, zero records
+WITHDRAWAL_DEPTH = 16
+
+HEADER_FIELDS = (
+    ("seq", "uint64"),
+    ("prevHash", "bytes32"),
+    ("stateRoot", "bytes32"),
+    ("depositCursor", "uint64"),
+    ("depositPrefixHash", "bytes32"),
+    ("forcedCursor", "uint64"),
+    ("withdrawalsRoot", "bytes32"),
+    ("withdrawalCount", "uint32"),
+    ("batchHash", "bytes32"),
+    ("traceRoot", "bytes32"),
+    ("timestamp", "uint64"),
+)
+HEADER_TYPES = [t for _, t in HEADER_FIELDS]
+ZERO32 = b"\x00" * 32
+
+
+def header_hash(header: dict[str, Any]) -> bytes:
+    """checkpointHash = keccak256(abi.encode(header)), computed off-chain."""
+    return keccak256(encode(HEADER_TYPES, [header[name] for name, _ in HEADER_FIELDS]))
+
+
+def header_tuple(header: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(header[name] for name, _ in HEADER_FIELDS)
+
+
+def withdrawal_leaf(account_id: int, recipient: str, amount: int) -> bytes:
+    """keccak256(0x00 ‖ abi.encode(uint32 accountId, address recipient, uint128 amount))."""
+    return hash_leaf(encode(["uint32", "address", "uint128"], [account_id, recipient, amount]))
+
+
+@dataclass
+class Withdrawals:
+    """A checkpoint's withdrawals: the (accountId, recipient, amount) leaves and their tree."""
+
+    leaves: list[tuple[int, str, int]]
+    tree: SparseMerkleTree = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tree = SparseMerkleTree(WITHDRAWAL_DEPTH)
+        for i, (account_id, recipient, amount) in enumerate(self.leaves):
+            self.tree.set(i, withdrawal_leaf(account_id, recipient, amount))
+
+    @property
+    def root(self) -> bytes:
+        return self.tree.root
+
+    def proof(self, index: int) -> list[bytes]:
+        return self.tree.proof(index)
+
+
+class Checkpoints:
+    """Builds and posts checkpoint headers that pass every rule unless a test overrides a field."""
+
+    def __init__(self, settlement: Any, vault: Any, operator: Any, chain: Any) -> None:
+        self.settlement = settlement
+        self.vault = vault
+        self.operator = operator
+        self.chain = chain
+
+    def next_header(self, batch: bytes = EMPTY_BATCH, **overrides: Any) -> dict[str, Any]:
+        latest = self.settlement.latestSeq()
+        prev = self.settlement.getCheckpoint(latest)
+        cursor = overrides.get("depositCursor", prev.depositCursor)
+        header: dict[str, Any] = {
+            "seq": latest + 1,
+            "prevHash": bytes(prev.checkpointHash),
+            "stateRoot": keccak256(b"state" + (latest + 1).to_bytes(8, "big")),
+            "depositCursor": cursor,
+            "depositPrefixHash": bytes(self.vault.depositPrefixHash(cursor)),
+            "forcedCursor": 0,
+            "withdrawalsRoot": ZERO32,
+            "withdrawalCount": 0,
+            "batchHash": keccak256(batch),
+            "traceRoot": keccak256(b"trace" + (latest + 1).to_bytes(8, "big")),
+            "timestamp": max(prev.timestamp, self.chain.blocks.head.timestamp),
+        }
+        header.update(overrides)
+        return header
+
+    def post(self, header: dict[str, Any], batch: bytes = EMPTY_BATCH, sender: Any = None) -> Any:
+        return self.settlement.postCheckpoint(
+            header_tuple(header), batch, sender=sender or self.operator
+        )
+
+    def post_next(self, batch: bytes = EMPTY_BATCH, **overrides: Any) -> tuple[dict[str, Any], Any]:
+        header = self.next_header(batch, **overrides)
+        return header, self.post(header, batch)
+
+    def post_withdrawals(self, leaves: Sequence[tuple[int, str, int]]) -> tuple[int, Withdrawals]:
+        """Posts a checkpoint whose withdrawals tree holds `leaves`; returns (seq, withdrawals)."""
+        withdrawals = Withdrawals(list(leaves))
+        header, _ = self.post_next(
+            withdrawalsRoot=withdrawals.root, withdrawalCount=len(withdrawals.leaves)
+        )
+        return header["seq"], withdrawals
+
+    def finalize(self) -> None:
+        """Moves time past the challenge window of every checkpoint posted so far."""
+        self.chain.pending_timestamp += WINDOW
+        self.chain.mine()
+
+
+@pytest.fixture(scope="session")
+def deployer(accounts: Any) -> Any:
+    return accounts[0]
+
+
+@pytest.fixture(scope="session")
+def operator(accounts: Any) -> Any:
+    return accounts[1]
+
+
+@pytest.fixture(scope="session")
+def alice(accounts: Any) -> Any:
+    return accounts[2]
+
+
+@pytest.fixture(scope="session")
+def bob(accounts: Any) -> Any:
+    return accounts[3]
+
+
+@pytest.fixture(scope="session")
+def stranger(accounts: Any) -> Any:
+    return accounts[5]
+
+
+@pytest.fixture(scope="session")
+def usdc(project: Any, deployer: Any) -> Any:
+    return deployer.deploy(project.MockUSDC)
+
+
+@pytest.fixture(scope="session")
+def settlement(project: Any, deployer: Any, operator: Any, usdc: Any) -> Any:
+    return deployer.deploy(project.Settlement, usdc, operator, MIN_BOND, WINDOW, GENESIS_ROOT)
+
+
+@pytest.fixture(scope="session")
+def vault(project: Any, settlement: Any) -> Any:
+    return project.CollateralVault.at(settlement.vault())
+
+
+@pytest.fixture(scope="session")
+def bonded(settlement: Any, operator: Any) -> Any:
+    """The settlement with the operator's minimum bond posted."""
+    settlement.postBond(sender=operator, value=MIN_BOND)
+    return settlement
+
+
+@pytest.fixture(scope="session")
+def checkpoints(bonded: Any, vault: Any, operator: Any, chain: Any) -> Checkpoints:
+    return Checkpoints(bonded, vault, operator, chain)
+
+
+@pytest.fixture(scope="session")
+def funded_vault(vault: Any, usdc: Any, alice: Any, bob: Any) -> Any:
+    """The vault holding 1,000,000 USDC from two deposits (alice 600k, bob 400k)."""
+    for who, amount in ((alice, 600_000 * 10**6), (bob, 400_000 * 10**6)):
+        usdc.mint(who, amount, sender=who)
+        usdc.approve(vault, amount, sender=who)
+        vault.deposit(who, amount, sender=who)
+    return vault
+
+
+@contextmanager
+def _strict_reverts(error: Any, **inputs: Any) -> Iterator[Any]:
+    """ape.reverts(error, **inputs), plus: the revert must decode to exactly that custom error, and every
+    named input must exist (ape.reverts passes undecoded reverts and ignores misspelled input names)."""
+    with ape.reverts(error, **inputs) as info:
+        yield info
+    exc = info.value
+    assert isinstance(exc, CustomError), f"expected {error.__name__}, got undecoded {exc!r}"
+    assert type(exc).__name__ == error.__name__, f"expected {error.__name__}, got {type(exc).__name__}"
+    for name, expected in inputs.items():
+        assert name in exc.inputs, f"{error.__name__} has no input {name!r}: {exc.inputs}"
+        assert exc.inputs[name] == expected, f"{name}: expected {expected!r}, got {exc.inputs[name]!r}"
+
+
+@pytest.fixture(scope="session")
+def reverts() -> Any:
+    """Strict custom-error assertion: `with reverts(contract.ErrorName, arg=value): ...`."""
+    return _strict_reverts
