@@ -1,0 +1,202 @@
+"""The ledger's value objects: one frozen, slotted dataclass per kind of state leaf
+(docs/PROTOCOL.md, section 2).
+
+Every field is an integer in the unit and width of its leaf word (section 1); ``__post_init__``
+rejects values the leaf cannot hold (``TypeError`` for non-ints, including ``bool``;
+``ValueError`` for ranges), plus the few semantic bounds of the index layout (account ids
+``< 2^24``, market ids ``< 64``). Objects are never mutated: a transition builds new ones
+(``dataclasses.replace``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from isoperp.hashing import keccak256
+from isoperp.ledger import arith
+from isoperp.protocol.constants import MAX_ACCOUNTS, MAX_MARKETS, PPM
+
+_HEX_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+
+
+def _uint(name: str, value: object, bits: int) -> None:
+    if type(value) is not int:
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if not 0 <= value < (1 << bits):
+        raise ValueError(f"{name} = {value} out of range for uint{bits}")
+
+
+def _sint(name: str, value: object, bits: int) -> None:
+    if type(value) is not int:
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    bound = 1 << (bits - 1)
+    if not -bound <= value < bound:
+        raise ValueError(f"{name} = {value} out of range for int{bits}")
+
+
+def _bounded(name: str, value: int, upper: int) -> None:
+    if value >= upper:
+        raise ValueError(f"{name} = {value} must be < {upper}")
+
+
+def checksum_address(address: str | bytes) -> str:
+    """The EIP-55 checksummed form of a 20-byte address (``0x`` hex of any case, or raw bytes).
+
+    Raises ``ValueError`` for anything else, and for a mixed-case string whose checksum is wrong.
+    """
+    if isinstance(address, bytes):
+        if len(address) != 20:
+            raise ValueError(f"an address is 20 bytes, got {len(address)}")
+        lower = address.hex()
+    else:
+        if not isinstance(address, str) or _HEX_ADDRESS.fullmatch(address) is None:
+            raise ValueError(f"not a 0x-prefixed 20-byte hex address: {address!r}")
+        lower = address[2:].lower()
+    digest = keccak256(lower.encode("ascii")).hex()
+    result = "0x" + "".join(
+        c.upper() if c > "9" and digest[i] >= "8" else c for i, c in enumerate(lower)
+    )
+    if isinstance(address, str):
+        body = address[2:]
+        if body != body.lower() and body != body.upper() and address != result:
+            raise ValueError(f"bad EIP-55 checksum: {address}")
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class Market:
+    """A market leaf (type 3) plus its display ``symbol``, which is not part of the leaf.
+
+    ``symbol`` does not take part in equality: two markets with the same leaf are equal.
+    """
+
+    market_id: int
+    mark_price: int
+    mark_time: int
+    funding_index: int
+    funding_time: int
+    imf_ppm: int
+    mmf_ppm: int
+    notional_exp: int
+    maker_fee_ppm: int
+    taker_fee_ppm: int
+    min_size: int
+    size_step: int
+    price_tick: int
+    open_interest: int
+    symbol: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        _uint("market_id", self.market_id, 16)
+        _bounded("market_id", self.market_id, MAX_MARKETS)
+        _uint("mark_price", self.mark_price, 64)
+        _uint("mark_time", self.mark_time, 64)
+        _sint("funding_index", self.funding_index, 128)
+        _uint("funding_time", self.funding_time, 64)
+        _uint("imf_ppm", self.imf_ppm, 32)
+        _uint("mmf_ppm", self.mmf_ppm, 32)
+        _sint("notional_exp", self.notional_exp, 8)
+        _sint("maker_fee_ppm", self.maker_fee_ppm, 32)
+        _sint("taker_fee_ppm", self.taker_fee_ppm, 32)
+        _uint("min_size", self.min_size, 64)
+        _uint("size_step", self.size_step, 64)
+        _uint("price_tick", self.price_tick, 64)
+        _uint("open_interest", self.open_interest, 64)
+        if not isinstance(self.symbol, str):
+            raise TypeError(f"symbol must be a str, got {type(self.symbol).__name__}")
+        if self.size_step == 0 or self.price_tick == 0:
+            raise ValueError("size_step and price_tick must be >= 1")
+        if not self.mmf_ppm <= self.imf_ppm <= PPM:
+            raise ValueError(
+                f"need mmf_ppm <= imf_ppm <= {PPM}, got {self.mmf_ppm} and {self.imf_ppm}"
+            )
+        if abs(self.maker_fee_ppm) > PPM or abs(self.taker_fee_ppm) > PPM:
+            raise ValueError("fee rates must be within +-1e6 ppm")
+
+    def notional(self, size: int, price: int) -> int:
+        """``floor(size * price * 10^notional_exp)`` in micro-USDC."""
+        return arith.notional(size, price, self.notional_exp)
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """An account leaf (type 1): checksummed owner address, free collateral, request nonce."""
+
+    account_id: int
+    owner: str
+    collateral: int
+    nonce: int
+
+    def __post_init__(self) -> None:
+        _uint("account_id", self.account_id, 32)
+        _bounded("account_id", self.account_id, MAX_ACCOUNTS)
+        if not isinstance(self.owner, str) or checksum_address(self.owner) != self.owner:
+            raise ValueError(f"owner must be a checksummed address, got {self.owner!r}")
+        _uint("collateral", self.collateral, 128)
+        _uint("nonce", self.nonce, 64)
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """An isolated position leaf (type 2). ``equity(mark) = quote + notional(size, mark)``."""
+
+    account_id: int
+    market_id: int
+    size: int
+    quote: int
+    basis: int
+    funding_index: int
+
+    def __post_init__(self) -> None:
+        _uint("account_id", self.account_id, 32)
+        _bounded("account_id", self.account_id, MAX_ACCOUNTS)
+        _uint("market_id", self.market_id, 16)
+        _bounded("market_id", self.market_id, MAX_MARKETS)
+        _sint("size", self.size, 64)
+        _sint("quote", self.quote, 128)
+        _sint("basis", self.basis, 128)
+        _sint("funding_index", self.funding_index, 128)
+
+    @property
+    def is_empty(self) -> bool:
+        """Flat with no quote: the slot is deleted."""
+        return self.size == 0 and self.quote == 0
+
+    def notional(self, mark: int, market: Market) -> int:
+        """Signed value of the size at ``mark`` (floored)."""
+        return arith.notional(self.size, mark, market.notional_exp)
+
+    def equity(self, mark: int, market: Market) -> int:
+        """``quote + notional(size, mark)``."""
+        return self.quote + arith.notional(self.size, mark, market.notional_exp)
+
+    def initial_margin(self, mark: int, market: Market) -> int:
+        """``ceil(|notional(size, mark)| * imf / 1e6)``."""
+        return arith.margin_requirement(self.notional(mark, market), market.imf_ppm)
+
+    def maintenance_margin(self, mark: int, market: Market) -> int:
+        """``ceil(|notional(size, mark)| * mmf / 1e6)``."""
+        return arith.margin_requirement(self.notional(mark, market), market.mmf_ppm)
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """The exchange leaf (type 4): insurance fund, fees, account counter, queue cursors."""
+
+    insurance_fund: int
+    fee_balance: int
+    next_account_id: int
+    deposit_cursor: int
+    forced_cursor: int
+
+    def __post_init__(self) -> None:
+        _sint("insurance_fund", self.insurance_fund, 128)
+        _uint("fee_balance", self.fee_balance, 128)
+        _uint("next_account_id", self.next_account_id, 32)
+        _bounded("next_account_id", self.next_account_id, MAX_ACCOUNTS + 1)
+        _uint("deposit_cursor", self.deposit_cursor, 64)
+        _uint("forced_cursor", self.forced_cursor, 64)
+
+
+Leaf = Account | Position | Market | Exchange

@@ -1,0 +1,174 @@
+"""Value objects: range validation, checksummed owners, position equity and margin."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from eth_utils import to_checksum_address
+from hypothesis import given
+from hypothesis import strategies as st
+
+from isoperp.ledger.markets import BTC_USD
+from isoperp.ledger.model import Account, Exchange, Market, Position, checksum_address
+
+OWNER = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+
+
+def test_account_valid_fields_construct() -> None:
+    a = Account(5, OWNER, 10, 2)
+    assert (a.account_id, a.owner, a.collateral, a.nonce) == (5, OWNER, 10, 2)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        a.collateral = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("account_id", 1 << 24),  # index layout: ids < 2^24
+        ("account_id", -1),
+        ("collateral", -1),
+        ("collateral", 1 << 128),
+        ("nonce", 1 << 64),
+    ],
+)
+def test_account_out_of_range_raises_value_error(field: str, value: int) -> None:
+    with pytest.raises(ValueError):
+        dataclasses.replace(Account(0, OWNER, 0, 0), **{field: value})
+
+
+def test_account_bool_field_raises_type_error() -> None:
+    with pytest.raises(TypeError):
+        Account(True, OWNER, 0, 0)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("owner", [OWNER.lower(), OWNER.upper().replace("0X", "0x"), "0x1234", 5])
+def test_account_non_checksummed_owner_raises(owner: object) -> None:
+    with pytest.raises((ValueError, TypeError)):
+        Account(0, owner, 0, 0)  # type: ignore[arg-type]
+
+
+@given(st.binary(min_size=20, max_size=20))
+def test_checksum_address_random_matches_eth_utils(raw: bytes) -> None:
+    expected = to_checksum_address(raw)
+    assert checksum_address(raw) == expected
+    assert checksum_address("0x" + raw.hex()) == expected
+    assert checksum_address("0x" + raw.hex().upper()) == expected
+    assert checksum_address(expected) == expected
+
+
+def test_checksum_address_bad_mixed_case_raises() -> None:
+    wrong = OWNER.replace("F", "f", 1)  # flip the case of one letter
+    assert wrong != OWNER
+    with pytest.raises(ValueError, match="checksum"):
+        checksum_address(wrong)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("size", 1 << 63),
+        ("size", -(1 << 63) - 1),
+        ("quote", 1 << 127),
+        ("basis", -(1 << 127) - 1),
+        ("funding_index", 1 << 127),
+        ("market_id", 64),
+        ("account_id", 1 << 24),
+    ],
+)
+def test_position_out_of_range_raises_value_error(field: str, value: int) -> None:
+    with pytest.raises(ValueError):
+        dataclasses.replace(Position(0, 0, 0, 0, 0, 0), **{field: value})
+
+
+def test_position_extremes_construct() -> None:
+    p = Position((1 << 24) - 1, 63, -(1 << 63), -(1 << 127), (1 << 127) - 1, -(1 << 127))
+    assert p.size == -(1 << 63)
+
+
+def test_position_is_empty_only_when_flat_without_quote() -> None:
+    assert Position(0, 0, 0, 0, 0, 0).is_empty
+    assert not Position(0, 0, 0, 1, 0, 0).is_empty
+    assert not Position(0, 0, 0, -1, 0, 0).is_empty
+    assert not Position(0, 0, 1, 0, 0, 0).is_empty
+
+
+def test_position_long_equity_and_margin_exact() -> None:
+    # long 0.1 BTC (10,000 lots) bought at $60,000 with $1,000 margin, fee 3,000,000:
+    # quote = 1,000,000,000 - 6,000,000,000 - 3,000,000 = -5,003,000,000
+    p = Position(1, 0, 10_000, -5_003_000_000, 6_000_000_000, 0)
+    # at mark $59,000 (590,000 ticks): notional 5,900,000,000 -> equity 897,000,000
+    assert p.notional(590_000, BTC_USD) == 5_900_000_000
+    assert p.equity(590_000, BTC_USD) == 897_000_000
+    # IMR 5% of 5.9e9 = 295,000,000; MMR 3% = 177,000,000
+    assert p.initial_margin(590_000, BTC_USD) == 295_000_000
+    assert p.maintenance_margin(590_000, BTC_USD) == 177_000_000
+
+
+def test_position_short_equity_rounds_against_trader() -> None:
+    m = dataclasses.replace(BTC_USD, notional_exp=-1)
+    p = Position(1, 0, -3, 100, 0, 0)
+    # notional(-3, 7) with e = -1: floor(-2.1) = -3 -> equity 97 (not 98)
+    assert p.equity(7, m) == 97
+    assert p.initial_margin(7, m) == 1  # ceil(3 * 5%)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("market_id", 64),
+        ("mark_price", 1 << 64),
+        ("funding_index", 1 << 127),
+        ("imf_ppm", 1_000_001),  # > 100%
+        ("mmf_ppm", 50_001),  # above imf
+        ("notional_exp", 128),
+        ("maker_fee_ppm", -1_000_001),
+        ("taker_fee_ppm", 1 << 31),
+        ("size_step", 0),
+        ("price_tick", 0),
+        ("open_interest", -1),
+    ],
+)
+def test_market_invalid_field_raises_value_error(field: str, value: int) -> None:
+    with pytest.raises(ValueError):
+        dataclasses.replace(BTC_USD, **{field: value})
+
+
+def test_market_symbol_not_part_of_equality() -> None:
+    assert dataclasses.replace(BTC_USD, symbol="") == BTC_USD
+    assert dataclasses.replace(BTC_USD, open_interest=1) != BTC_USD
+
+
+def test_market_notional_uses_its_exponent() -> None:
+    assert BTC_USD.notional(2, 600_000) == 1_200_000
+    assert dataclasses.replace(BTC_USD, notional_exp=-2).notional(2, 150) == 3
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("insurance_fund", 1 << 127),
+        ("fee_balance", -1),
+        ("next_account_id", (1 << 24) + 1),
+        ("deposit_cursor", 1 << 64),
+        ("forced_cursor", -1),
+    ],
+)
+def test_exchange_out_of_range_raises_value_error(field: str, value: int) -> None:
+    with pytest.raises(ValueError):
+        dataclasses.replace(Exchange(0, 0, 0, 0, 0), **{field: value})
+
+
+def test_exchange_negative_insurance_fund_constructs() -> None:
+    assert Exchange(-5, 0, 1 << 24, 0, 0).insurance_fund == -5
+
+
+def test_market_types_are_checked() -> None:
+    with pytest.raises(TypeError):
+        Market(**{**_market_kwargs(), "min_size": True})
+    with pytest.raises(TypeError):
+        Market(**{**_market_kwargs(), "symbol": 5})
+
+
+def _market_kwargs() -> dict[str, object]:
+    return {f.name: getattr(BTC_USD, f.name) for f in dataclasses.fields(BTC_USD)}
