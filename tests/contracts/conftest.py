@@ -1,7 +1,7 @@
-"""Fixtures for the contract tests: accounts, MockUSDC, Settlement + its vault, and checkpoint helpers.
+"""Fixtures for the contract tests: accounts, MockUSDC, Settlement + its vault, checkpoint helpers.
 
-Every test runs against a fresh chain state (ape's snapshot isolation). Time only moves forward on anvil,
-so helpers always work relative to the current head block.
+Every test runs against a fresh chain state (ape's snapshot isolation). Time only moves forward on
+anvil, so helpers always work relative to the current head block.
 """
 
 from __future__ import annotations
@@ -190,18 +190,28 @@ def funded_vault(vault: Any, usdc: Any, alice: Any, bob: Any) -> Any:
     return vault
 
 
+# Revert tests of view/pure functions send them as transactions (`fn.transact(..., sender=...)`):
+# anvil 1.7.1 answers a reverting eth_call with "custom error 0x<selector>: <data as lossy text>",
+# which ape 0.8 cannot decode, while a reverted transaction's error is decoded from its trace.
 @contextmanager
 def _strict_reverts(error: Any, **inputs: Any) -> Iterator[Any]:
-    """ape.reverts(error, **inputs), plus: the revert must decode to exactly that custom error, and every
-    named input must exist (ape.reverts passes undecoded reverts and ignores misspelled input names)."""
+    """ape.reverts(error, **inputs), plus: the revert must decode to exactly that custom error and
+    every named input must exist (ape.reverts lets undecoded reverts and misspelled names pass)."""
     with ape.reverts(error, **inputs) as info:
         yield info
     exc = info.value
+    if not isinstance(exc, CustomError) and str(exc.revert_message).startswith("custom error 0x"):
+        raise AssertionError(
+            f"expected {error.__name__}: an eth_call revert cannot be decoded (anvil returns it "
+            "as lossy text); send the view/pure call as a transaction: fn.transact(..., sender=...)"
+        )
     assert isinstance(exc, CustomError), f"expected {error.__name__}, got undecoded {exc!r}"
-    assert type(exc).__name__ == error.__name__, f"expected {error.__name__}, got {type(exc).__name__}"
+    got = type(exc).__name__
+    assert got == error.__name__, f"expected {error.__name__}, got {got}"
     for name, expected in inputs.items():
         assert name in exc.inputs, f"{error.__name__} has no input {name!r}: {exc.inputs}"
-        assert exc.inputs[name] == expected, f"{name}: expected {expected!r}, got {exc.inputs[name]!r}"
+        actual = exc.inputs[name]
+        assert actual == expected, f"{name}: expected {expected!r}, got {actual!r}"
 
 
 @pytest.fixture(scope="session")

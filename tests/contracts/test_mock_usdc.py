@@ -41,7 +41,9 @@ def test_transfer_moves_balance_succeeds(usdc: Any, alice: Any, bob: Any) -> Non
     assert receipt.events == [usdc.Transfer(alice, bob, 40)]
 
 
-def test_transfer_insufficient_balance_reverts(usdc: Any, alice: Any, bob: Any, reverts: Any) -> None:
+def test_transfer_insufficient_balance_reverts(
+    usdc: Any, alice: Any, bob: Any, reverts: Any
+) -> None:
     usdc.mint(alice, 10, sender=alice)
     with reverts(usdc.MockUSDC_InsufficientBalance, balance=10, needed=11) as info:
         usdc.transfer(bob, 11, sender=alice)
@@ -71,7 +73,7 @@ def test_approve_zero_spender_reverts(usdc: Any, alice: Any, reverts: Any) -> No
 # ---------------------------------------------------------------- transferFrom
 
 
-def test_transferFrom_spends_allowance_succeeds(  # noqa: N802 - named after the ERC-20 function
+def test_transferFrom_spends_allowance_succeeds(
     usdc: Any, alice: Any, bob: Any, stranger: Any
 ) -> None:
     usdc.mint(alice, 100, sender=alice)
@@ -82,7 +84,7 @@ def test_transferFrom_spends_allowance_succeeds(  # noqa: N802 - named after the
     assert receipt.events == [usdc.Transfer(alice, stranger, 30)]
 
 
-def test_transferFrom_infinite_allowance_not_spent_succeeds(  # noqa: N802
+def test_transferFrom_infinite_allowance_not_spent_succeeds(
     usdc: Any, alice: Any, bob: Any
 ) -> None:
     usdc.mint(alice, 100, sender=alice)
@@ -91,7 +93,7 @@ def test_transferFrom_infinite_allowance_not_spent_succeeds(  # noqa: N802
     assert usdc.allowance(alice, bob) == MAX
 
 
-def test_transferFrom_insufficient_allowance_reverts(  # noqa: N802
+def test_transferFrom_insufficient_allowance_reverts(
     usdc: Any, alice: Any, bob: Any, reverts: Any
 ) -> None:
     usdc.mint(alice, 100, sender=alice)
@@ -102,7 +104,7 @@ def test_transferFrom_insufficient_allowance_reverts(  # noqa: N802
     assert info.value.inputs["spender"] == bob.address
 
 
-def test_transferFrom_insufficient_balance_reverts(  # noqa: N802
+def test_transferFrom_insufficient_balance_reverts(
     usdc: Any, alice: Any, bob: Any, reverts: Any
 ) -> None:
     usdc.mint(alice, 5, sender=alice)
@@ -111,7 +113,7 @@ def test_transferFrom_insufficient_balance_reverts(  # noqa: N802
         usdc.transferFrom(alice, bob, 6, sender=bob)
 
 
-def test_transferFrom_to_zero_address_reverts(  # noqa: N802
+def test_transferFrom_to_zero_address_reverts(
     usdc: Any, alice: Any, bob: Any, reverts: Any
 ) -> None:
     usdc.mint(alice, 5, sender=alice)
