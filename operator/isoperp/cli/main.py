@@ -11,6 +11,7 @@ import click
 import requests
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.text import Text
 
 from isoperp.chain.deployment import DEFAULT_DEPLOYMENT
 from isoperp.cli.context import CliState
@@ -34,7 +35,8 @@ class IsoperpGroup(click.Group):
 
 
 def _fail(code: str, message: str) -> None:
-    err_console.print(f"[bold red]error[{code}][/]: {message}", highlight=False, soft_wrap=True)
+    line = Text.assemble((f"error[{code}]", "bold red"), f": {message}")
+    err_console.print(line, highlight=False, soft_wrap=True)
     sys.exit(1)
 
 

@@ -1,0 +1,16 @@
+import pytest
+
+
+@pytest.fixture(scope="module")
+def deployer(accounts):
+    return accounts[0]
+
+
+@pytest.fixture(scope="module")
+def merkle(project, deployer):
+    return deployer.deploy(project.MerkleProofHarness)
+
+
+@pytest.fixture(scope="module")
+def leaves_harness(project, deployer):
+    return deployer.deploy(project.LeafHarness)

@@ -1,0 +1,53 @@
+"""Integration fixtures: a fresh isoperp deployment on the anvil ape-foundry started for the session."""
+
+from dataclasses import dataclass
+
+import pytest
+from ape import networks
+
+from isoperp.chain.client import ChainClient, Web3Deployer, connect
+from isoperp.chain.contracts import System
+from isoperp.chain.deploy import DeployParams, deploy_system
+from isoperp.devnet import devnet_account
+from isoperp.service.inbox import Inbox
+
+
+@pytest.fixture(scope="session")
+def rpc_url():
+    return networks.provider.uri
+
+
+@dataclass
+class Collector:
+    """A Narrator that records what the story said."""
+
+    steps: list
+    oks: list
+
+    def step(self, title):
+        self.steps.append(title)
+
+    def info(self, text):
+        pass
+
+    def ok(self, text):
+        self.oks.append(text)
+
+
+@pytest.fixture
+def narrator():
+    return Collector([], [])
+
+
+@pytest.fixture
+def system(rpc_url):
+    client = ChainClient(connect(rpc_url), devnet_account(0))
+    deployment = deploy_system(Web3Deployer(client), DeployParams(), rpc_url=rpc_url)
+    return System(client, deployment)
+
+
+@pytest.fixture
+def inbox(tmp_path):
+    box = Inbox(tmp_path / "inbox.sqlite")
+    yield box
+    box.close()
