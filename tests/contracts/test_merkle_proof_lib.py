@@ -21,7 +21,7 @@ from isoperp.tree.merkle import (
 SEED = 20261123
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def harness(project: Any, deployer: Any) -> Any:
     return deployer.deploy(project.MerkleProofHarness)
 
