@@ -1,0 +1,112 @@
+"""Batch data encoding: exact layout, round trips, and strict rejection of malformed data."""
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from isoperp.errors import ProtocolError
+from isoperp.ledger.model import checksum_address
+from isoperp.ledger.transitions import Deposit, Fill, MarginTransfer, Withdraw
+from isoperp.protocol.batch import decode_batch, encode_batch, encode_record, record_sizes
+from isoperp.protocol.constants import MAX_BATCH_BYTES
+
+ADDR = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+SIG = bytes(range(65))
+
+u = lambda bits: st.integers(0, (1 << bits) - 1)  # noqa: E731
+addresses = st.binary(min_size=20, max_size=20).map(checksum_address)
+sigs = st.binary(min_size=65, max_size=65)
+transitions = st.one_of(
+    st.builds(Deposit, u(64), u(32), addresses, u(128), u(64)),
+    st.builds(Withdraw, u(32), addresses, u(128), u(64), sigs),
+    st.builds(MarginTransfer, u(32), u(16), st.integers(-(1 << 127), (1 << 127) - 1), u(64), sigs),
+    st.builds(Fill, u(16), u(32), u(32), st.booleans(), u(64), u(64), u(64)),
+)
+
+
+@given(st.lists(transitions, max_size=20))
+def test_batch_round_trips(ts):
+    assert decode_batch(encode_batch(ts)) == ts
+
+
+def test_record_sizes_match_protocol_doc():
+    # docs/PROTOCOL.md section 3: payload bytes 56 / 113 / 95 / 35, plus the type byte.
+    assert record_sizes() == {0x01: 57, 0x02: 114, 0x03: 96, 0x04: 36}
+
+
+def test_deposit_record_exact_bytes():
+    record = encode_record(Deposit(3, 7, ADDR, 1_000_000, 1_700_000_000))
+    assert record == (
+        b"\x01"
+        + (3).to_bytes(8, "big")
+        + (7).to_bytes(4, "big")
+        + bytes.fromhex(ADDR[2:])
+        + (1_000_000).to_bytes(16, "big")
+        + (1_700_000_000).to_bytes(8, "big")
+    )
+
+
+def test_margin_transfer_negative_amount_is_twos_complement():
+    record = encode_record(MarginTransfer(1, 0, -1, 0, SIG))
+    assert record[7:23] == b"\xff" * 16
+
+
+def test_empty_batch_is_version_and_zero_count():
+    assert encode_batch([]) == b"\x01\x00\x00\x00\x00"
+    assert decode_batch(b"\x01\x00\x00\x00\x00") == []
+
+
+@pytest.mark.parametrize(
+    "data, code",
+    [
+        (b"", "bad_batch"),
+        (b"\x02\x00\x00\x00\x00", "bad_batch"),  # unknown version
+        (b"\x01\x00\x00\x00\x01", "bad_batch"),  # count 1, no record
+        (b"\x01\x00\x00\x00\x01\x7f", "bad_batch"),  # unknown record type
+        (b"\x01\x00\x00\x00\x00\x00", "bad_batch"),  # trailing byte
+    ],
+)
+def test_malformed_batch_rejected(data, code):
+    with pytest.raises(ProtocolError) as info:
+        decode_batch(data)
+    assert info.value.code == code
+
+
+def test_truncated_record_rejected():
+    data = encode_batch([Deposit(0, 0, ADDR, 5, 0)])
+    with pytest.raises(ProtocolError, match="truncated"):
+        decode_batch(data[:-1])
+
+
+def test_fill_flag_must_be_boolean_byte():
+    data = bytearray(encode_batch([Fill(0, 1, 2, True, 5, 10, 0)]))
+    data[5 + 1 + 2 + 4 + 4] = 2  # the takerIsBuy byte
+    with pytest.raises(ProtocolError, match="flag"):
+        decode_batch(bytes(data))
+
+
+@pytest.mark.parametrize(
+    "t",
+    [
+        Deposit(-1, 0, ADDR, 1, 0),
+        Deposit(0, 1 << 32, ADDR, 1, 0),
+        Deposit(0, 0, "0x1234", 1, 0),
+        Withdraw(0, ADDR, 1 << 128, 0, SIG),
+        Withdraw(0, ADDR, 1, 0, SIG[:64]),
+        MarginTransfer(0, 0, 1 << 127, 0, SIG),
+        Fill(0, 0, 0, True, True, 1, 0),  # bool is not an int here
+    ],
+)
+def test_out_of_range_fields_rejected(t):
+    with pytest.raises(ProtocolError):
+        encode_record(t)
+
+
+def test_oversized_batch_rejected():
+    fill = Fill(0, 1, 2, True, 1, 1, 0)
+    count = MAX_BATCH_BYTES // len(encode_record(fill)) + 1
+    with pytest.raises(ProtocolError) as info:
+        encode_batch([fill] * count)
+    assert info.value.code == "batch_too_large"
+    with pytest.raises(ProtocolError):
+        decode_batch(b"\x01" + b"\x00" * MAX_BATCH_BYTES)
