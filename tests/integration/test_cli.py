@@ -91,3 +91,20 @@ def test_unreachable_rpc_fails(run):
     result = run("--rpc", "http://127.0.0.1:9", "status", ok=False)
     assert result.exit_code == 1
     assert error_line(result).startswith("error[chain_unavailable]")
+
+
+def test_bench_gas_prints_json():
+    """Smoke test of the benchmark command (figures are measured, not asserted)."""
+    import json
+
+    result = CliRunner().invoke(cli, ["bench", "gas", "--sizes", "1,3", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert set(report["fills"]) == {"1", "3"}
+    assert report["fills"]["3"]["batch_bytes"] == 5 + 3 * 36
+    assert report["deposit"] > 0 and report["claim_withdrawal"] > 0
+
+
+def test_bench_gas_rejects_bad_sizes():
+    result = CliRunner().invoke(cli, ["bench", "gas", "--sizes", "x"])
+    assert result.exit_code == 2

@@ -25,7 +25,7 @@ class RichNarrator:
         console.print(f"   [green]✓[/] {text}", highlight=False)
 
 
-def _free_port(preferred: int) -> int:
+def free_port(preferred: int) -> int:
     for port in (preferred, 0):
         with socket.socket() as s:
             try:
@@ -46,7 +46,7 @@ def _free_port(preferred: int) -> int:
 )
 def demo(port: int) -> None:
     """Run the end-to-end story on a fresh local devnet, then stop it."""
-    summary = run_demo(RichNarrator(), port=_free_port(port))
+    summary = run_demo(RichNarrator(), port=free_port(port))
     table = Table("measure", "value", title="demo summary")
     table.add_row("checkpoints posted", str(summary.checkpoints))
     for name, gas in summary.gas.items():

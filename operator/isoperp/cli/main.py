@@ -86,7 +86,7 @@ def cli(ctx: click.Context, deployment_path: Path, rpc_url: str | None, verbose:
 
 
 def _register() -> None:
-    from isoperp.cli import demo_cmd, devnet_cmd, exchange_cmds, operator_cmd
+    from isoperp.cli import bench_cmd, demo_cmd, devnet_cmd, exchange_cmds, operator_cmd
 
     cli.add_command(devnet_cmd.devnet)
     cli.add_command(exchange_cmds.deploy)
@@ -96,6 +96,7 @@ def _register() -> None:
     cli.add_command(exchange_cmds.status)
     cli.add_command(operator_cmd.operator)
     cli.add_command(demo_cmd.demo)
+    cli.add_command(bench_cmd.bench)
 
 
 _register()

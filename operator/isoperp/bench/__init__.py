@@ -1,0 +1,1 @@
+"""Benchmarks (`isoperp bench ...`): measured, never asserted in tests."""

@@ -1,0 +1,61 @@
+"""`isoperp bench ...`."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from isoperp.bench.gas import run_gas_bench
+from isoperp.cli.demo_cmd import free_port
+
+console = Console()
+
+
+@click.group()
+def bench() -> None:
+    """Benchmarks: measured figures, printed (never asserted)."""
+
+
+@bench.command()
+@click.option(
+    "--sizes",
+    default="1,10,100,1000",
+    show_default=True,
+    help="Comma-separated numbers of fills per checkpoint.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option(
+    "--port",
+    type=int,
+    default=8547,
+    show_default=True,
+    help="Port for the benchmark's own anvil (another free port if taken).",
+)
+def gas(sizes: str, as_json: bool, port: int) -> None:
+    """Gas of deposit, checkpoint posts with 1/10/100/1000 real fills, and claim."""
+    try:
+        parsed = tuple(int(s) for s in sizes.split(",") if s.strip())
+    except ValueError as exc:
+        raise click.BadParameter("sizes must be integers, e.g. 1,10,100") from exc
+    if not parsed or min(parsed) < 1:
+        raise click.BadParameter("sizes must be positive")
+    with console.status("measuring on a throwaway anvil..."):
+        report = run_gas_bench(parsed, port=free_port(port))
+    if as_json:
+        click.echo(json.dumps(report.as_dict()))
+        return
+    table = Table("operation", "gas", "batch bytes", "gas per fill", title="settlement gas")
+    table.add_row("deposit", f"{report.deposit:,}", "", "")
+    table.add_row("postCheckpoint (empty)", f"{report.checkpoint_empty:,}", "5", "")
+    for n, row in report.checkpoints.items():
+        table.add_row(
+            f"postCheckpoint ({n} fills)",
+            f"{row['gas']:,}",
+            f"{row['batch_bytes']:,}",
+            f"{row['gas_per_fill']:,}",
+        )
+    table.add_row("claimWithdrawal", f"{report.claim_withdrawal:,}", "", "")
+    console.print(table)
