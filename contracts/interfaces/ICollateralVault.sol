@@ -43,6 +43,11 @@ interface ICollateralVault {
     /// @param cursor The requested cursor.
     /// @param count The number of deposits in the queue.
     error Vault_CursorOutOfRange(uint64 cursor, uint64 count);
+    /// @notice The collateral token's transfer or transferFrom returned false, or failed without a reason.
+    /// @param token The collateral token.
+    error Vault_TokenTransferFailed(address token);
+    /// @notice A deposit or payout was entered again while one was running (e.g. from a token callback).
+    error Vault_Reentered();
 
     /// @notice Deposits `amount` collateral tokens (pulled from the caller) for exchange account `owner`.
     /// @dev The caller must have approved the vault. The credited amount is what the vault received.

@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import ape
 import pytest
 from ape.exceptions import CustomError
-from eth_abi import encode
+from eth_abi import decode, encode
+from eth_utils import to_checksum_address
 
 from isoperp.hashing import keccak256
 from isoperp.tree.merkle import SparseMerkleTree, hash_leaf
@@ -168,19 +170,45 @@ def vault(project: Any, settlement: Any) -> Any:
     return project.CollateralVault.at(settlement.vault())
 
 
-@pytest.fixture(scope="session")
+# Fixtures that change chain state are function-scoped: ape keeps the state a session fixture
+# creates for every later test, which would make tests depend on their order.
+
+
+@pytest.fixture
 def bonded(settlement: Any, operator: Any) -> Any:
     """The settlement with the operator's minimum bond posted."""
     settlement.postBond(sender=operator, value=MIN_BOND)
     return settlement
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def checkpoints(bonded: Any, vault: Any, operator: Any, chain: Any) -> Checkpoints:
+    """Checkpoint helper for the bonded settlement."""
     return Checkpoints(bonded, vault, operator, chain)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
+def unbonded_checkpoints(settlement: Any, vault: Any, operator: Any, chain: Any) -> Checkpoints:
+    """Checkpoint helper for the settlement before any bond was posted."""
+    return Checkpoints(settlement, vault, operator, chain)
+
+
+@pytest.fixture
+def deploy_settlement(project: Any, deployer: Any, operator: Any, chain: Any) -> Any:
+    """Deploys a bonded Settlement over `token`; returns (settlement, vault, Checkpoints)."""
+
+    def deploy(token: Any) -> tuple[Any, Any, Checkpoints]:
+        settlement = deployer.deploy(
+            project.Settlement, token, operator, MIN_BOND, WINDOW, GENESIS_ROOT
+        )
+        settlement.postBond(sender=operator, value=MIN_BOND)
+        vault = project.CollateralVault.at(settlement.vault())
+        return settlement, vault, Checkpoints(settlement, vault, operator, chain)
+
+    return deploy
+
+
+@pytest.fixture
 def funded_vault(vault: Any, usdc: Any, alice: Any, bob: Any) -> Any:
     """The vault holding 1,000,000 USDC from two deposits (alice 600k, bob 400k)."""
     for who, amount in ((alice, 600_000 * 10**6), (bob, 400_000 * 10**6)):
@@ -193,6 +221,26 @@ def funded_vault(vault: Any, usdc: Any, alice: Any, bob: Any) -> Any:
 # Revert tests of view/pure functions send them as transactions (`fn.transact(..., sender=...)`):
 # anvil 1.7.1 answers a reverting eth_call with "custom error 0x<selector>: <data as lossy text>",
 # which ape 0.8 cannot decode, while a reverted transaction's error is decoded from its trace.
+# ape also leaves two kinds of transaction reverts undecoded (raw 0x data): reverts during a
+# deployment (no contract address yet) and errors bubbled up through a contract whose ABI does not
+# declare them. For those the raw data is decoded here against the expected error's ABI, selector
+# first, so the assertion is exactly as strict.
+def _decode_raw(error: Any, exc: Any) -> dict[str, Any] | None:
+    raw = str(exc.revert_message)
+    if not raw.startswith("0x"):
+        return None
+    data = bytes.fromhex(raw[2:])
+    abi = error.abi
+    if data[:4] != keccak256(abi.selector.encode())[:4]:
+        return None
+    types = [i.canonical_type for i in abi.inputs]
+    values = decode(types, data[4:])
+    return {
+        i.name: to_checksum_address(v) if t == "address" else v
+        for i, t, v in zip(abi.inputs, types, values, strict=True)
+    }
+
+
 @contextmanager
 def _strict_reverts(error: Any, **inputs: Any) -> Iterator[Any]:
     """ape.reverts(error, **inputs), plus: the revert must decode to exactly that custom error and
@@ -200,17 +248,22 @@ def _strict_reverts(error: Any, **inputs: Any) -> Iterator[Any]:
     with ape.reverts(error, **inputs) as info:
         yield info
     exc = info.value
-    if not isinstance(exc, CustomError) and str(exc.revert_message).startswith("custom error 0x"):
+    if isinstance(exc, CustomError):
+        got = type(exc).__name__
+        assert got == error.__name__, f"expected {error.__name__}, got {got}"
+        actual_inputs = exc.inputs
+    elif str(exc.revert_message).startswith("custom error 0x"):
         raise AssertionError(
             f"expected {error.__name__}: an eth_call revert cannot be decoded (anvil returns it "
             "as lossy text); send the view/pure call as a transaction: fn.transact(..., sender=...)"
         )
-    assert isinstance(exc, CustomError), f"expected {error.__name__}, got undecoded {exc!r}"
-    got = type(exc).__name__
-    assert got == error.__name__, f"expected {error.__name__}, got {got}"
+    else:
+        decoded = _decode_raw(error, exc)
+        assert decoded is not None, f"expected {error.__name__}, got {exc!r}"
+        actual_inputs = decoded
     for name, expected in inputs.items():
-        assert name in exc.inputs, f"{error.__name__} has no input {name!r}: {exc.inputs}"
-        actual = exc.inputs[name]
+        assert name in actual_inputs, f"{error.__name__} has no input {name!r}: {actual_inputs}"
+        actual = actual_inputs[name]
         assert actual == expected, f"{name}: expected {expected!r}, got {actual!r}"
 
 
@@ -218,3 +271,20 @@ def _strict_reverts(error: Any, **inputs: Any) -> Iterator[Any]:
 def reverts() -> Any:
     """Strict custom-error assertion: `with reverts(contract.ErrorName, arg=value): ...`."""
     return _strict_reverts
+
+
+@pytest.fixture(scope="session")
+def consts() -> SimpleNamespace:
+    """The constants and pure helpers of this conftest (test modules cannot import conftest)."""
+    return SimpleNamespace(
+        WINDOW=WINDOW,
+        MIN_BOND=MIN_BOND,
+        GENESIS_ROOT=GENESIS_ROOT,
+        EMPTY_BATCH=EMPTY_BATCH,
+        ZERO32=ZERO32,
+        HEADER_FIELDS=HEADER_FIELDS,
+        header_hash=header_hash,
+        header_tuple=header_tuple,
+        withdrawal_leaf=withdrawal_leaf,
+        Withdrawals=Withdrawals,
+    )
