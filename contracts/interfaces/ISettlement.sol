@@ -106,6 +106,9 @@ interface ISettlement {
     function postCheckpoint(CheckpointHeader calldata header, bytes calldata batchData) external;
 
     /// @notice Pays a withdrawal of a finalized checkpoint to its recipient. Anyone may call; once per leaf.
+    /// @dev Runs `checkWithdrawal`, marks the leaf claimed, then has the vault pay `recipient`, then emits.
+    ///      A proof that is not exactly WITHDRAWAL_TREE_DEPTH long reverts with MerkleProofLib's
+    ///      MerkleProof_WrongLength.
     /// @param seq Checkpoint sequence number.
     /// @param index Leaf index in the checkpoint's withdrawals tree.
     /// @param accountId The withdrawing account.
@@ -120,6 +123,20 @@ interface ISettlement {
         uint128 amount,
         bytes32[] calldata proof
     ) external;
+
+    /// @notice Side-effect-free check of a withdrawal claim: returns if `claimWithdrawal` with the same
+    ///         arguments would pay, reverts with the reason otherwise.
+    /// @dev Rules, in order: the checkpoint exists; it is finalized; index < withdrawalCount; the leaf is not
+    ///      claimed; the proof leads from
+    ///      keccak256(0x00 ‖ abi.encode(accountId, recipient, amount)) at `index` to the withdrawals root.
+    function checkWithdrawal(
+        uint64 seq,
+        uint32 index,
+        uint32 accountId,
+        address recipient,
+        uint128 amount,
+        bytes32[] calldata proof
+    ) external view;
 
     /// @notice The operator address.
     function operator() external view returns (address);

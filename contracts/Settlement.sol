@@ -1,0 +1,336 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {ISettlement} from "./interfaces/ISettlement.sol";
+import {ICollateralVault} from "./interfaces/ICollateralVault.sol";
+import {CollateralVault} from "./CollateralVault.sol";
+import {CheckpointHeader, CheckpointLib} from "./libraries/CheckpointLib.sol";
+import {MerkleProofLib} from "./libraries/MerkleProofLib.sol";
+import {RequestLib} from "./libraries/RequestLib.sol";
+
+/// @title Settlement
+/// @notice Checkpoint chain, operator bond and withdrawal claims of the isoperp exchange
+///         (docs/PROTOCOL.md, section 4).
+/// @dev Checkpoints are stored in an array indexed by sequence number; index 0 is the genesis checkpoint,
+///      fixed at deployment and final from the start. Finality is lazy: checkpoint `seq > 0` is final once
+///      `postedAt + challengeWindow <= block.timestamp`. Because `postedAt` never decreases along the chain,
+///      the finalized checkpoints are always a prefix of it (`lastFinalizedSeq` relies on that).
+contract Settlement is ISettlement {
+    /// @notice Protocol version of the batch format and encodings.
+    uint8 public constant PROTOCOL_VERSION = 1;
+    /// @notice Largest batch accepted by `postCheckpoint`, in bytes.
+    uint256 public constant MAX_BATCH_BYTES = 131_072;
+    /// @notice Depth of the state tree.
+    uint256 public constant STATE_TREE_DEPTH = MerkleProofLib.STATE_TREE_DEPTH;
+    /// @notice Depth of a checkpoint's withdrawals tree.
+    uint256 public constant WITHDRAWAL_TREE_DEPTH = MerkleProofLib.WITHDRAWAL_TREE_DEPTH;
+    /// @notice Depth of a checkpoint's trace tree.
+    uint256 public constant TRACE_TREE_DEPTH = MerkleProofLib.TRACE_TREE_DEPTH;
+    /// @notice Capacity of a withdrawals tree: 2^WITHDRAWAL_TREE_DEPTH leaves.
+    uint256 public constant MAX_WITHDRAWALS = 1 << MerkleProofLib.WITHDRAWAL_TREE_DEPTH;
+    /// @notice Longest accepted challenge window (keeps `postedAt + challengeWindow` far from overflow).
+    uint64 public constant MAX_CHALLENGE_WINDOW = 365 days;
+
+    /// @inheritdoc ISettlement
+    address public immutable operator;
+    /// @inheritdoc ISettlement
+    uint256 public immutable minBond;
+    /// @inheritdoc ISettlement
+    uint64 public immutable challengeWindow;
+    /// @inheritdoc ISettlement
+    address public immutable vault;
+
+    /// @dev Chain id at deployment, and the domain separator computed for it.
+    uint256 private immutable _deployChainId;
+    bytes32 private immutable _deployDomainSeparator;
+
+    /// @inheritdoc ISettlement
+    uint256 public bond;
+
+    /// @dev `_checkpoints[seq]`; never empty (genesis).
+    Checkpoint[] private _checkpoints;
+
+    /// @dev Claimed withdrawals: bit `index & 255` of word `index >> 8` of checkpoint `seq`.
+    mapping(uint64 seq => mapping(uint256 word => uint256 bits)) private _claimed;
+
+    /// @dev Restricts a function to the operator.
+    modifier onlyOperator() {
+        if (msg.sender != operator) revert Settlement_NotOperator(msg.sender);
+        _;
+    }
+
+    /// @param token The collateral token (a contract).
+    /// @param operator_ The operator, the only address that may post checkpoints and bond.
+    /// @param minBond_ The bond the operator must keep to post (wei).
+    /// @param challengeWindow_ Seconds between a post and its finality, in (0, MAX_CHALLENGE_WINDOW].
+    /// @param genesisStateRoot State root of the genesis checkpoint (market leaves and the exchange leaf).
+    constructor(
+        address token,
+        address operator_,
+        uint256 minBond_,
+        uint64 challengeWindow_,
+        bytes32 genesisStateRoot
+    ) {
+        // A token without code would make every transfer a silent no-op (this also rejects address(0)).
+        if (token.code.length == 0) revert Settlement_InvalidParameter();
+        if (operator_ == address(0)) revert Settlement_InvalidParameter();
+        if (challengeWindow_ == 0 || challengeWindow_ > MAX_CHALLENGE_WINDOW) revert Settlement_InvalidParameter();
+
+        operator = operator_;
+        minBond = minBond_;
+        challengeWindow = challengeWindow_;
+        vault = address(new CollateralVault(token));
+        _deployChainId = block.chainid;
+        _deployDomainSeparator = RequestLib.domainSeparator(block.chainid, address(this));
+
+        // Genesis: every header field zero except the state root; posted (and final) now. No CheckpointPosted
+        // event: that event promises batch data in its transaction's calldata, and genesis has none.
+        CheckpointHeader memory genesis;
+        genesis.stateRoot = genesisStateRoot;
+        _checkpoints.push(
+            Checkpoint({
+                checkpointHash: CheckpointLib.hash(genesis),
+                stateRoot: genesisStateRoot,
+                withdrawalsRoot: bytes32(0),
+                withdrawalCount: 0,
+                depositCursor: 0,
+                forcedCursor: 0,
+                timestamp: 0,
+                postedAt: uint64(block.timestamp)
+            })
+        );
+    }
+
+    // ------------------------------------------------------------------ bond
+
+    /// @inheritdoc ISettlement
+    function postBond() external payable onlyOperator {
+        if (msg.value == 0) revert Settlement_ZeroAmount();
+        bond += msg.value;
+        emit BondPosted(msg.sender, msg.value, bond);
+    }
+
+    /// @inheritdoc ISettlement
+    function withdrawBond(uint256 amount) external onlyOperator {
+        if (amount == 0) revert Settlement_ZeroAmount();
+        uint256 current = bond;
+        uint256 withdrawable = current > minBond ? current - minBond : 0;
+        if (amount > withdrawable) revert Settlement_BondLocked(amount, withdrawable);
+        unchecked {
+            // amount <= withdrawable <= current.
+            bond = current - amount;
+        }
+        emit BondWithdrawn(msg.sender, amount, current - amount);
+        // ETH leaves after the bond was lowered, so a re-entering operator sees the reduced bond.
+        (bool ok,) = msg.sender.call{value: amount}("");
+        if (!ok) revert Settlement_TransferFailed();
+    }
+
+    // ------------------------------------------------------------------ checkpoints
+
+    /// @inheritdoc ISettlement
+    function postCheckpoint(CheckpointHeader calldata header, bytes calldata batchData) external {
+        _checkCheckpoint(header, batchData);
+        // Copying the header to memory ABI-validates every field (a uint64 with dirty high bits reverts),
+        // so the hash is that of the canonical encoding the operator computes off-chain.
+        bytes32 checkpointHash = CheckpointLib.hash(header);
+        uint64 postedAt = uint64(block.timestamp);
+        _checkpoints.push(
+            Checkpoint({
+                checkpointHash: checkpointHash,
+                stateRoot: header.stateRoot,
+                withdrawalsRoot: header.withdrawalsRoot,
+                withdrawalCount: header.withdrawalCount,
+                depositCursor: header.depositCursor,
+                forcedCursor: header.forcedCursor,
+                timestamp: header.timestamp,
+                postedAt: postedAt
+            })
+        );
+        emit CheckpointPosted(
+            header.seq,
+            checkpointHash,
+            header.stateRoot,
+            header.withdrawalsRoot,
+            header.depositCursor,
+            postedAt + challengeWindow
+        );
+    }
+
+    /// @dev The acceptance rules of a checkpoint, one per line, in the order docs/PROTOCOL.md lists them.
+    function _checkCheckpoint(CheckpointHeader calldata header, bytes calldata batchData) private view {
+        Checkpoint storage prev = _checkpoints[_checkpoints.length - 1];
+
+        // 1. Only the operator posts.
+        if (msg.sender != operator) revert Settlement_NotOperator(msg.sender);
+        // 2. The operator is bonded at least the minimum (the stake a fraud proof slashes).
+        if (bond < minBond) revert Settlement_BondTooLow(bond, minBond);
+        // 3. The sequence number is the next one.
+        uint64 expectedSeq = uint64(_checkpoints.length);
+        if (header.seq != expectedSeq) revert Settlement_WrongSequence(expectedSeq, header.seq);
+        // 4. The header chains onto the latest checkpoint.
+        if (header.prevHash != prev.checkpointHash) {
+            revert Settlement_WrongPrevHash(prev.checkpointHash, header.prevHash);
+        }
+        // 5. The deposit cursor never goes backwards and never beyond the vault's queue.
+        uint64 queueLength = ICollateralVault(vault).depositCount();
+        if (header.depositCursor < prev.depositCursor || header.depositCursor > queueLength) {
+            revert Settlement_DepositCursorOutOfRange(prev.depositCursor, header.depositCursor, queueLength);
+        }
+        // 6. The included deposits are exactly the vault's first `depositCursor` queue entries.
+        bytes32 prefixHash = ICollateralVault(vault).depositPrefixHash(header.depositCursor);
+        if (header.depositPrefixHash != prefixHash) {
+            revert Settlement_DepositPrefixMismatch(prefixHash, header.depositPrefixHash);
+        }
+        // 7. The forced cursor never goes backwards and never beyond the forced-request queue.
+        uint64 forcedCount = forcedRequestCount();
+        if (header.forcedCursor < prev.forcedCursor || header.forcedCursor > forcedCount) {
+            revert Settlement_ForcedCursorOutOfRange(prev.forcedCursor, header.forcedCursor, forcedCount);
+        }
+        // 8. The batch fits the size limit.
+        if (batchData.length > MAX_BATCH_BYTES) revert Settlement_BatchTooLarge(batchData.length, MAX_BATCH_BYTES);
+        // 9. The header commits to exactly this batch data.
+        bytes32 batchHash = keccak256(batchData);
+        if (header.batchHash != batchHash) revert Settlement_BatchHashMismatch(batchHash, header.batchHash);
+        // 10. The withdrawals fit the withdrawals tree.
+        if (header.withdrawalCount > MAX_WITHDRAWALS) {
+            revert Settlement_TooManyWithdrawals(header.withdrawalCount, MAX_WITHDRAWALS);
+        }
+        // 11. System time never goes backwards and never beyond the chain's time.
+        if (header.timestamp < prev.timestamp || header.timestamp > block.timestamp) {
+            revert Settlement_BadTimestamp(header.timestamp, prev.timestamp, block.timestamp);
+        }
+    }
+
+    // ------------------------------------------------------------------ withdrawals
+
+    /// @inheritdoc ISettlement
+    function claimWithdrawal(
+        uint64 seq,
+        uint32 index,
+        uint32 accountId,
+        address recipient,
+        uint128 amount,
+        bytes32[] calldata proof
+    ) external {
+        checkWithdrawal(seq, index, accountId, recipient, amount, proof);
+        // Marked spent BEFORE the tokens move, so no re-entry through the token can claim it twice.
+        _consumeWithdrawal(seq, index);
+        ICollateralVault(vault).payOut(recipient, amount);
+        emit WithdrawalClaimed(seq, index, accountId, recipient, amount);
+    }
+
+    /// @inheritdoc ISettlement
+    function checkWithdrawal(
+        uint64 seq,
+        uint32 index,
+        uint32 accountId,
+        address recipient,
+        uint128 amount,
+        bytes32[] calldata proof
+    ) public view {
+        // 1. The checkpoint exists.
+        Checkpoint storage cp = _checkpoint(seq);
+        // 2. Its challenge window has passed.
+        uint64 finalAt = _finalizesAt(seq, cp);
+        if (finalAt > block.timestamp) revert Settlement_NotFinalized(seq, finalAt);
+        // 3. The leaf is inside the batch's withdrawals (an index >= 2^16 never is: count <= 2^16).
+        if (index >= cp.withdrawalCount) revert Settlement_WithdrawalIndexOutOfRange(index, cp.withdrawalCount);
+        // 4. It was not paid before.
+        if (isClaimed(seq, index)) revert Settlement_AlreadyClaimed(seq, index);
+        // 5. The leaf is in the checkpoint's withdrawals tree at `index` (a malformed proof reverts inside).
+        bytes32 leafHash = MerkleProofLib.hashLeaf(abi.encode(accountId, recipient, amount));
+        if (!MerkleProofLib.verify(cp.withdrawalsRoot, leafHash, index, proof, WITHDRAWAL_TREE_DEPTH)) {
+            revert Settlement_InvalidProof();
+        }
+    }
+
+    /// @dev The single place a withdrawal leaf is spent: test-and-set, so no path (today's claims, later
+    ///      escapes of finalized withdrawals) can ever pay the same (seq, index) twice.
+    function _consumeWithdrawal(uint64 seq, uint32 index) private {
+        uint256 bit = 1 << (index & 0xff);
+        uint256 bits = _claimed[seq][index >> 8];
+        if (bits & bit != 0) revert Settlement_AlreadyClaimed(seq, index);
+        _claimed[seq][index >> 8] = bits | bit;
+    }
+
+    // ------------------------------------------------------------------ views
+
+    /// @inheritdoc ISettlement
+    function latestSeq() public view returns (uint64) {
+        unchecked {
+            // The array always holds the genesis checkpoint, so length >= 1.
+            return uint64(_checkpoints.length - 1);
+        }
+    }
+
+    /// @inheritdoc ISettlement
+    /// @dev Binary search: finality is monotonic along the chain because postedAt is, and genesis is final.
+    function lastFinalizedSeq() external view returns (uint64) {
+        uint256 lo = 0; // known final
+        uint256 hi = _checkpoints.length - 1; // upper bound of the search
+        while (lo < hi) {
+            // hi > lo >= 0 and both are array indices, so the sum cannot overflow; mid > lo.
+            uint256 mid;
+            unchecked {
+                mid = (lo + hi + 1) / 2;
+            }
+            if (_finalizesAt(uint64(mid), _checkpoints[mid]) <= block.timestamp) {
+                lo = mid;
+            } else {
+                unchecked {
+                    // mid > lo >= 0, so mid >= 1.
+                    hi = mid - 1;
+                }
+            }
+        }
+        return uint64(lo);
+    }
+
+    /// @inheritdoc ISettlement
+    function getCheckpoint(uint64 seq) external view returns (Checkpoint memory) {
+        return _checkpoint(seq);
+    }
+
+    /// @inheritdoc ISettlement
+    function isFinalized(uint64 seq) external view returns (bool) {
+        if (seq >= _checkpoints.length) return false;
+        return _finalizesAt(seq, _checkpoints[seq]) <= block.timestamp;
+    }
+
+    /// @inheritdoc ISettlement
+    function finalizesAt(uint64 seq) external view returns (uint64) {
+        return _finalizesAt(seq, _checkpoint(seq));
+    }
+
+    /// @inheritdoc ISettlement
+    function isClaimed(uint64 seq, uint32 index) public view returns (bool) {
+        return _claimed[seq][index >> 8] & (1 << (index & 0xff)) != 0;
+    }
+
+    /// @inheritdoc ISettlement
+    /// @dev No forced-request queue yet (escape-hatch issue): always 0.
+    function forcedRequestCount() public pure returns (uint64) {
+        return 0;
+    }
+
+    /// @inheritdoc ISettlement
+    /// @dev Cached at deployment; recomputed if the chain id changed since (a fork), so signatures made for
+    ///      one chain never verify on the other.
+    function domainSeparator() external view returns (bytes32) {
+        if (block.chainid == _deployChainId) return _deployDomainSeparator;
+        return RequestLib.domainSeparator(block.chainid, address(this));
+    }
+
+    /// @dev The stored checkpoint `seq`; reverts Settlement_UnknownCheckpoint if there is none.
+    function _checkpoint(uint64 seq) private view returns (Checkpoint storage) {
+        if (seq >= _checkpoints.length) revert Settlement_UnknownCheckpoint(seq);
+        return _checkpoints[seq];
+    }
+
+    /// @dev When checkpoint `seq` (stored at `cp`) is final: at its post for genesis, after the window otherwise.
+    ///      postedAt + challengeWindow < 2^64 for any block time before year 5e11 (window <= 365 days).
+    function _finalizesAt(uint64 seq, Checkpoint storage cp) private view returns (uint64) {
+        return seq == 0 ? cp.postedAt : cp.postedAt + challengeWindow;
+    }
+}
