@@ -22,6 +22,17 @@ INVARIANTS (hold after every accepted transition; ``check_invariants`` verifies 
 5. Account ids are ``0 .. next_account_id - 1``, one per owner address, never deleted.
 6. ``state_root`` equals the root of a tree rebuilt from scratch from the encodings of all
    leaves.
+
+REJECTION REASONS (``TransitionRejected.reason``):
+
+- any transition: ``malformed`` (a field the batch record cannot carry: wrong type, out of its
+  uint/int range, not an address), ``overflow`` (a result would leave its leaf range).
+- Deposit: ``deposit_out_of_order``, ``bad_account_id``, ``accounts_full``, ``bad_amount`` (0).
+- Withdraw / MarginTransfer: ``unknown_account``, ``bad_signature``, ``bad_nonce``, ``bad_amount``
+  (0), ``insufficient_collateral``; MarginTransfer also ``unknown_market``, ``no_position`` (moving
+  out of a missing position), ``insufficient_margin``.
+- Fill: ``unknown_market``, ``bad_size``, ``off_tick``, ``self_trade``, ``unknown_account``,
+  ``no_position``, ``fee_underflow``, ``insufficient_margin``.
 """
 
 from __future__ import annotations
