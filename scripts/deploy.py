@@ -1,7 +1,8 @@
 """`ape run deploy`: deploy isoperp with ape (same code path as `isoperp deploy`).
 
-    ape run deploy                                  # local network: test account 0 deploys and operates
-    ape run deploy --network ethereum:sepolia:node --account my-alias --challenge-window 604800
+    ape run deploy                               # throwaway local anvil, test account 0
+    ape run deploy --network ethereum:local:node # attach to `isoperp devnet up`
+    ape run deploy --network ethereum:sepolia:node --account ALIAS --challenge-window 604800
 """
 
 from __future__ import annotations
@@ -49,7 +50,9 @@ class ApeDeployer:
 @click.option("--challenge-window", type=int, default=600, show_default=True)
 @click.option("--min-bond-wei", type=int, default=10**18, show_default=True)
 @click.option("--token", default=None, help="Collateral token (default: deploy MockUSDC).")
-@click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_DEPLOYMENT, show_default=True)
+@click.option(
+    "--out", type=click.Path(path_type=Path), default=DEFAULT_DEPLOYMENT, show_default=True
+)
 def cli(
     provider: object,
     account: AccountAPI,
@@ -68,5 +71,6 @@ def cli(
     rpc_url = str(getattr(provider, "uri", "") or getattr(provider, "http_uri", ""))
     deployment = deploy_system(ApeDeployer(account, chain_id), params, rpc_url=rpc_url)
     deployment.save(out)
-    click.echo(f"Settlement {deployment.settlement}, vault {deployment.vault}, token {deployment.token}")
+    click.echo(f"Settlement {deployment.settlement}, vault {deployment.vault}")
+    click.echo(f"collateral token {deployment.token}")
     click.echo(f"deployment file written to {out}")

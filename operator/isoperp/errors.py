@@ -4,6 +4,7 @@ IsoperpError
 ├── ConfigError                 bad settings, missing deployment file, unknown market...
 ├── TransitionRejected          the ledger refused a transition (state unchanged); reason code
 ├── ProtocolError               malformed encodings: batch data, leaves, proofs, signatures
+├── InvariantViolation          a checked invariant of the state does not hold (a bug, never input)
 └── ChainError                  talking to the chain failed
     ├── TransientChainError     worth retrying (timeouts, connection refused, nonce races)
     └── ContractReverted        a contract rejected the call: custom error name and args
@@ -52,6 +53,12 @@ class TransitionRejected(IsoperpError):
 
 class ProtocolError(IsoperpError):
     code = "protocol"
+
+
+class InvariantViolation(IsoperpError):
+    """A state invariant does not hold. Never caused by user input: it means a bug."""
+
+    code = "invariant"
 
 
 class ChainError(IsoperpError):

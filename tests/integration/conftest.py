@@ -1,4 +1,4 @@
-"""Integration fixtures: a fresh isoperp deployment on the anvil ape-foundry started for the session."""
+"""Integration fixtures: a fresh isoperp deployment on the anvil that ape-foundry started."""
 
 from dataclasses import dataclass
 

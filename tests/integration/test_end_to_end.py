@@ -1,4 +1,7 @@
-"""Deposit -> checkpoint -> withdrawal -> finality -> claim on anvil, and what survives a restart."""
+"""Deposit -> checkpoint -> withdrawal -> finality -> claim on anvil; what survives a restart."""
+
+import contextlib
+from itertools import pairwise
 
 from isoperp.batch.builder import deposit_prefix_step
 from isoperp.chain.l1 import read_checkpoints, read_deposits, rebuild
@@ -32,7 +35,7 @@ def test_restart_rebuilds_identical_state_from_l1(system, inbox, narrator):
     ledger, checkpoints = rebuild(system)
     assert ledger.state_root == first.ledger.state_root == checkpoints[-1].header.state_root
     # The checkpoints chain by hash, exactly as the contract stored them.
-    for prev, cp in zip(checkpoints, checkpoints[1:], strict=False):
+    for prev, cp in pairwise(checkpoints):
         assert cp.header.prev_hash == prev.header.hash
     for cp in checkpoints:
         stored = system.settlement.functions.getCheckpoint(cp.header.seq).call()
@@ -62,10 +65,8 @@ def test_crash_after_post_before_marking_is_reconciled(system, inbox):
         raise SystemExit("killed between the receipt and the inbox update")
 
     inbox.mark_included, real = crash, inbox.mark_included
-    try:
+    with contextlib.suppress(SystemExit):
         service.run_once()
-    except SystemExit:
-        pass
     inbox.mark_included = real
     assert [e.status for e in inbox.all()] == ["pending"]
     restarted = OperatorService(system, inbox)

@@ -1,10 +1,10 @@
 """Gas of the settlement path, measured on a throwaway anvil with real transitions.
 
-For each batch size N, two funded accounts with margin in BTC-USD trade N fills (alternating sides, so
-margin never runs out); the checkpoint carrying them is posted and its gas recorded. Deposit and claim
-gas come from the same run. Contract gas for a post depends on the batch's bytes (the contract hashes
-the calldata; it does not parse it), so gas per fill is the marginal calldata cost of a 36-byte record.
-"""
+For each batch size N, two funded accounts with margin in BTC-USD trade N fills (alternating sides,
+so margin never runs out); the checkpoint carrying them is posted and its gas recorded. Deposit and
+claim gas come from the same run. Contract gas for a post depends on the batch's bytes (the
+contract hashes the calldata; it does not parse it), so gas per fill is the marginal calldata cost
+of a 36-byte record."""
 
 from __future__ import annotations
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 from rich.console import Console
-from web3.logs import DISCARD
 from rich.table import Table
+from web3.logs import DISCARD
 
 from isoperp.chain.client import ChainClient, Web3Deployer, connect
 from isoperp.chain.contracts import System

@@ -42,7 +42,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Final, TypeAlias, overload
 
-from isoperp.errors import ConfigError, IsoperpError, ProtocolError, TransitionRejected
+from isoperp.errors import (
+    ConfigError,
+    InvariantViolation,
+    IsoperpError,
+    ProtocolError,
+    TransitionRejected,
+)
 from isoperp.ledger import arith
 from isoperp.ledger.model import Account, Exchange, Leaf, Market, Position, checksum_address
 from isoperp.ledger.transitions import Deposit, Fill, MarginTransfer, Transition, Withdraw
@@ -399,11 +405,11 @@ class Ledger:
     def check_invariants(self, net_deposits: int | None = None) -> None:
         """Verifies invariants 2-5 (and 1 when ``net_deposits`` = deposits - withdrawals is given).
 
-        O(state). Raises ``IsoperpError`` with code ``invariant`` on the first violation.
+        O(state). Raises ``InvariantViolation`` on the first violation.
         """
 
         def fail(message: str) -> None:
-            raise IsoperpError(message, code="invariant")
+            raise InvariantViolation(message)
 
         ex = self._exchange
         if sorted(self._accounts) != list(range(ex.next_account_id)):

@@ -7,7 +7,7 @@ with v in {27, 28} and low s (EIP-2): anything else is rejected, so signatures a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import coincurve
 from eth_utils import to_checksum_address
@@ -48,16 +48,17 @@ class Domain:
 
     chain_id: int
     verifying_contract: str
+    separator: bytes = field(init=False, repr=False, compare=False)
 
-    @property
-    def separator(self) -> bytes:
-        return keccak256(
+    def __post_init__(self) -> None:
+        separator = keccak256(
             DOMAIN_TYPEHASH
             + keccak256(EIP712_NAME.encode())
             + keccak256(EIP712_VERSION.encode())
             + _word(self.chain_id)
             + _address_word(self.verifying_contract)
         )
+        object.__setattr__(self, "separator", separator)
 
 
 def withdrawal_struct_hash(account_id: int, recipient: str, amount: int, nonce: int) -> bytes:

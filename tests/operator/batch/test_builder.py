@@ -1,4 +1,4 @@
-"""The batch builder: headers, withdrawals and trace trees, deposit prefix chain, atomic rejection."""
+"""The batch builder: header, withdrawals and trace trees, deposit prefix chain, atomicity."""
 
 import pytest
 from eth_account import Account
