@@ -76,9 +76,12 @@ def run(
         return
     assert interval is not None
     console.print(f"operator running every {interval}s (Ctrl-C to stop)")
-    while True:
-        try:
-            _show(service.run_once(post_empty=post_empty))
-        except TransientChainError as exc:
-            console.print(f"[yellow]chain unavailable, retrying: {exc.message}[/]")
-        time.sleep(interval)
+    try:
+        while True:
+            try:
+                _show(service.run_once(post_empty=post_empty))
+            except TransientChainError as exc:
+                console.print(f"[yellow]chain unavailable, retrying: {exc.message}[/]")
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        console.print("operator stopped")
