@@ -179,3 +179,20 @@ def test_recover_zero_r_or_s_reverts(harness: Any, deployer: Any, reverts: Any, 
     bad = bytes(32) + sig[32:] if which == "r" else _with_s(sig, 0)
     with reverts(harness.RequestLib_BadSignature, reason=NO_SIGNER):
         harness.recover.transact(digest, bad, sender=deployer)
+
+
+def test_domainSeparator_after_chain_id_change_recomputed_succeeds(
+    settlement: Any, chain: Any
+) -> None:
+    # A fork (new chain id) must not accept signatures made for the original chain.
+    original = chain.chain_id
+    provider = chain.provider
+    cached = bytes(settlement.domainSeparator())
+    try:
+        provider.make_request("anvil_setChainId", [4242])
+        forked = bytes(settlement.domainSeparator())
+    finally:
+        provider.make_request("anvil_setChainId", [original])
+    assert forked == Domain(4242, settlement.address).separator
+    assert forked != cached
+    assert bytes(settlement.domainSeparator()) == cached
