@@ -270,9 +270,9 @@ contract Settlement is ISettlement {
         uint256 lo = 0; // known final
         uint256 hi = _checkpoints.length - 1; // upper bound of the search
         while (lo < hi) {
-            // hi > lo >= 0 and both are array indices, so the sum cannot overflow; mid > lo.
             uint256 mid;
             unchecked {
+                // lo < hi < array length (< 2^64), so the sum cannot overflow; mid > lo.
                 mid = (lo + hi + 1) / 2;
             }
             if (_finalizesAt(uint64(mid), _checkpoints[mid]) <= block.timestamp) {
