@@ -2,6 +2,7 @@
 # Both set everything up first (idempotent): .venv from requirements.lock, npm ci (anvil, solc-js),
 # and the solc launcher that py-solc-x / ape-solidity use.
 SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 PYTHON ?= python3
 SOLC_VERSION := 0.8.28
 VENV := .venv
@@ -21,11 +22,11 @@ help: ## Show the targets
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade "pip>=24"
+	$(BIN)/pip install -q --upgrade "pip>=24" 2>&1 | { grep -v "^WARNING: Location" || true; }
 
 $(VENV)/.installed: $(BIN)/python requirements.lock pyproject.toml
-	$(BIN)/pip install -q -r requirements.lock
-	$(BIN)/pip install -q --no-deps -e .
+	$(BIN)/pip install -q -r requirements.lock 2>&1 | { grep -v "^WARNING: Location" || true; }
+	$(BIN)/pip install -q --no-deps -e . 2>&1 | { grep -v "^WARNING: Location" || true; }
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
