@@ -40,8 +40,7 @@ setup: $(VENV)/.installed node_modules/.installed .solcx/solc-v$(SOLC_VERSION) #
 	@$(MAKE) --no-print-directory compile
 
 compile: ## Compile the contracts (ape-solidity through the pinned solc)
-	@$(BIN)/ape compile 2>&1 | grep -vE '^(INFO|SUCCESS): (Compiling|\s)' || true
-	@test -f .build/__local__.json || { echo "compile failed" >&2; exit 1; }
+	@out=$$($(BIN)/ape compile 2>&1) || { echo "$$out" >&2; echo "contract compilation failed" >&2; exit 1; }
 
 test: setup ## Run the whole test suite (ape test; anvil started by ape-foundry)
 	$(BIN)/ruff check operator tests scripts

@@ -29,8 +29,9 @@ REJECTION REASONS (``TransitionRejected.reason``):
   uint/int range, not an address), ``overflow`` (a result would leave its leaf range).
 - Deposit: ``deposit_out_of_order``, ``bad_account_id``, ``accounts_full``, ``bad_amount`` (0).
 - Withdraw / MarginTransfer: ``unknown_account``, ``bad_signature``, ``bad_nonce``, ``bad_amount``
-  (0), ``insufficient_collateral``; MarginTransfer also ``unknown_market``, ``no_position`` (moving
-  out of a missing position), ``insufficient_margin``.
+  (0), ``insufficient_collateral``; Withdraw also ``bad_recipient`` (the zero address);
+  MarginTransfer also ``unknown_market``, ``no_position`` (moving out of a missing position),
+  ``insufficient_margin``.
 - Fill: ``unknown_market``, ``bad_size``, ``off_tick``, ``self_trade``, ``unknown_account``,
   ``no_position``, ``fee_underflow``, ``insufficient_margin``.
 """
@@ -551,6 +552,8 @@ class Ledger:
         recipient = _address("recipient", t.recipient)
         amount = _uint("amount", t.amount, 128)
         _uint("nonce", t.nonce, 64)
+        if int(recipient, 16) == 0:
+            raise _reject("bad_recipient", "the zero address can never be paid on L1")
         account = self._signed_account(t)
         if amount == 0:
             raise _reject("bad_amount", "withdrawal amount must be > 0")

@@ -50,6 +50,13 @@ def test_withdraw_future_nonce_rejects(h, new_user) -> None:
     h.reject(h.withdraw_tx(alice, 1, nonce=1), "bad_nonce")
 
 
+def test_withdraw_to_zero_address_rejects(h, new_user) -> None:
+    """A zero recipient can never be paid on L1 (tokens refuse it): the debit would be lost."""
+    alice = new_user()
+    h.deposit(alice, 10_000_000)
+    h.reject(h.withdraw_tx(alice, 1_000_000, recipient="0x" + "00" * 20), "bad_recipient")
+
+
 def test_withdraw_wrong_signer_rejects(h, new_user) -> None:
     alice, mallory = new_user(), new_user()
     h.deposit(alice, 10_000_000)
