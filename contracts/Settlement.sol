@@ -96,7 +96,9 @@ contract Settlement is ISettlement {
                 depositCursor: 0,
                 forcedCursor: 0,
                 timestamp: 0,
-                postedAt: uint64(block.timestamp)
+                postedAt: uint64(block.timestamp),
+                withdrawalTotal: 0,
+                claimsTotal: 0
             })
         );
     }
@@ -144,7 +146,9 @@ contract Settlement is ISettlement {
                 depositCursor: header.depositCursor,
                 forcedCursor: header.forcedCursor,
                 timestamp: header.timestamp,
-                postedAt: postedAt
+                postedAt: postedAt,
+                withdrawalTotal: header.withdrawalTotal,
+                claimsTotal: header.claimsTotal
             })
         );
         emit CheckpointPosted(
@@ -186,6 +190,11 @@ contract Settlement is ISettlement {
         uint64 forcedCount = forcedRequestCount();
         if (header.forcedCursor < prev.forcedCursor || header.forcedCursor > forcedCount) {
             revert Settlement_ForcedCursorOutOfRange(prev.forcedCursor, header.forcedCursor, forcedCount);
+        }
+        // 7b. The served forced requests are exactly the queue's first `forcedCursor` entries.
+        bytes32 forcedHash = forcedPrefixHash(header.forcedCursor);
+        if (header.forcedPrefixHash != forcedHash) {
+            revert Settlement_ForcedPrefixMismatch(forcedHash, header.forcedPrefixHash);
         }
         // 8. The batch fits the size limit.
         if (batchData.length > MAX_BATCH_BYTES) revert Settlement_BatchTooLarge(batchData.length, MAX_BATCH_BYTES);
@@ -312,6 +321,13 @@ contract Settlement is ISettlement {
     /// @dev No forced-request queue yet (escape-hatch issue): always 0.
     function forcedRequestCount() public pure returns (uint64) {
         return 0;
+    }
+
+    /// @inheritdoc ISettlement
+    /// @dev The forced-request queue arrives with the escape hatch; until then only cursor 0 exists.
+    function forcedPrefixHash(uint64 cursor) public pure returns (bytes32) {
+        if (cursor != 0) revert Settlement_ForcedCursorOutOfRange(0, cursor, 0);
+        return bytes32(0);
     }
 
     /// @inheritdoc ISettlement

@@ -18,6 +18,9 @@ interface ISettlement {
     /// @param forcedCursor Forced requests served so far.
     /// @param timestamp The batch's system time.
     /// @param postedAt Block timestamp of the post (the challenge window starts here).
+    /// @param withdrawalTotal Sum of the amounts in the withdrawals tree.
+    /// @param claimsTotal What every account and position of this state is worth in an escape (the
+    ///        haircut's denominator; docs/PROTOCOL.md section 4).
     struct Checkpoint {
         bytes32 checkpointHash;
         bytes32 stateRoot;
@@ -27,6 +30,8 @@ interface ISettlement {
         uint64 forcedCursor;
         uint64 timestamp;
         uint64 postedAt;
+        uint128 withdrawalTotal;
+        uint128 claimsTotal;
     }
 
     /// @notice The operator added to its bond.
@@ -73,6 +78,8 @@ interface ISettlement {
     error Settlement_DepositCursorOutOfRange(uint64 previous, uint64 got, uint64 queueLength);
     /// @notice The deposit prefix hash does not match the vault's queue at the cursor.
     error Settlement_DepositPrefixMismatch(bytes32 expected, bytes32 got);
+    /// @notice The forced-request prefix hash does not match the queue at the forced cursor.
+    error Settlement_ForcedPrefixMismatch(bytes32 expected, bytes32 got);
     /// @notice The forced cursor went backwards or beyond the forced-request queue.
     error Settlement_ForcedCursorOutOfRange(uint64 previous, uint64 got, uint64 queueLength);
     /// @notice keccak256(batchData) differs from the header's batchHash.
@@ -162,6 +169,8 @@ interface ISettlement {
     function isClaimed(uint64 seq, uint32 index) external view returns (bool);
     /// @notice Number of forced requests queued (the escape-hatch issue adds the queue; 0 until then).
     function forcedRequestCount() external view returns (uint64);
+    /// @notice The forced-request queue's prefix hash after the first `cursor` requests (0 for cursor 0).
+    function forcedPrefixHash(uint64 cursor) external view returns (bytes32);
     /// @notice The EIP-712 domain separator for signed requests (docs/PROTOCOL.md, section 3.1).
     function domainSeparator() external view returns (bytes32);
 }

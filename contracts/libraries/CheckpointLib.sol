@@ -9,8 +9,11 @@ struct CheckpointHeader {
     uint64 depositCursor;
     bytes32 depositPrefixHash;
     uint64 forcedCursor;
+    bytes32 forcedPrefixHash;
     bytes32 withdrawalsRoot;
     uint32 withdrawalCount;
+    uint128 withdrawalTotal;
+    uint128 claimsTotal;
     bytes32 batchHash;
     bytes32 traceRoot;
     uint64 timestamp;

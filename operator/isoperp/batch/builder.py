@@ -7,11 +7,13 @@ queue's prefix hash. ``seal`` produces the header and batch data the operator po
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
 from isoperp.errors import ProtocolError
 from isoperp.hashing import keccak256
+from isoperp.ledger.model import Account, Market, Position
 from isoperp.ledger.transitions import Deposit, Transition, Withdraw
 from isoperp.protocol.batch import HEADER_BYTES, assemble_batch, encode_record
 from isoperp.protocol.constants import MAX_BATCH_BYTES, TRACE_TREE_DEPTH, WITHDRAWAL_TREE_DEPTH
@@ -26,6 +28,24 @@ class LedgerLike(Protocol):
 
     @property
     def state_root(self) -> bytes: ...
+
+    def accounts(self) -> Iterator[Account]: ...
+
+    def positions(self) -> Iterator[Position]: ...
+
+    def market(self, market_id: int) -> Market | None: ...
+
+
+def escape_claims_total(ledger: LedgerLike) -> int:
+    """What the state is worth in an escape: every account's free collateral plus, per isolated
+    position, max(0, equity at the market's mark price). The haircut's denominator (PROTOCOL §4).
+    The engine issue adds unpaid funding to each position's value."""
+    total = sum(a.collateral for a in ledger.accounts())
+    for p in ledger.positions():
+        market = ledger.market(p.market_id)
+        assert market is not None  # positions only exist in listed markets
+        total += max(0, p.equity(market.mark_price, market))
+    return total
 
 
 def deposit_prefix_step(prefix: bytes, deposit: Deposit) -> bytes:
@@ -128,8 +148,11 @@ class BatchBuilder:
             deposit_cursor=self._deposit_cursor,
             deposit_prefix_hash=self._deposit_prefix,
             forced_cursor=self.previous.forced_cursor,
+            forced_prefix_hash=self.previous.forced_prefix_hash,
             withdrawals_root=withdrawals.root,
             withdrawal_count=len(self._withdrawals),
+            withdrawal_total=sum(w.amount for w in self._withdrawals),
+            claims_total=escape_claims_total(self._ledger),
             batch_hash=keccak256(data),
             trace_root=trace.root,
             timestamp=max(timestamp, self.previous.timestamp),

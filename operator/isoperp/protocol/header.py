@@ -28,18 +28,21 @@ class CheckpointHeader:
     deposit_cursor: int
     deposit_prefix_hash: bytes
     forced_cursor: int
+    forced_prefix_hash: bytes
     withdrawals_root: bytes
     withdrawal_count: int
+    withdrawal_total: int
+    claims_total: int
     batch_hash: bytes
     trace_root: bytes
     timestamp: int
 
     @classmethod
     def genesis(cls, state_root: bytes) -> CheckpointHeader:
-        return cls(0, ZERO32, state_root, 0, ZERO32, 0, ZERO32, 0, ZERO32, ZERO32, 0)
+        return cls(0, ZERO32, state_root, 0, ZERO32, 0, ZERO32, ZERO32, 0, 0, 0, ZERO32, ZERO32, 0)
 
     def encode(self) -> bytes:
-        """abi.encode(header): eleven static words."""
+        """abi.encode(header): fourteen static words."""
         return b"".join(
             value if isinstance(value, bytes) else _word(value) for value in astuple(self)
         )

@@ -8,12 +8,33 @@ from isoperp.hashing import keccak256
 from isoperp.protocol.header import CheckpointHeader, WithdrawalLeaf, trace_leaf_hash
 from isoperp.tree.merkle import hash_leaf
 
-HEADER_TYPE = "(uint64,bytes32,bytes32,uint64,bytes32,uint64,bytes32,uint32,bytes32,bytes32,uint64)"
+HEADER_TYPE = (
+    "(uint64,bytes32,bytes32,uint64,bytes32,uint64,bytes32,bytes32,uint32,uint128,uint128,"
+    "bytes32,bytes32,uint64)"
+)
 b32 = st.binary(min_size=32, max_size=32)
 u = lambda bits: st.integers(0, (1 << bits) - 1)  # noqa: E731
 
 
-@given(st.builds(CheckpointHeader, u(64), b32, b32, u(64), b32, u(64), b32, u(32), b32, b32, u(64)))
+@given(
+    st.builds(
+        CheckpointHeader,
+        u(64),
+        b32,
+        b32,
+        u(64),
+        b32,
+        u(64),
+        b32,
+        b32,
+        u(32),
+        u(128),
+        u(128),
+        b32,
+        b32,
+        u(64),
+    )
+)
 def test_header_encoding_is_abi_encode(h):
     assert h.encode() == encode([HEADER_TYPE], [h.as_abi_tuple()])
     assert h.hash == keccak256(h.encode())
@@ -23,10 +44,9 @@ def test_genesis_header_is_zero_but_root():
     root = b"\x42" * 32
     g = CheckpointHeader.genesis(root)
     assert g.seq == 0 and g.state_root == root
-    assert g.encode() == encode(
-        [HEADER_TYPE],
-        [(0, b"\0" * 32, root, 0, b"\0" * 32, 0, b"\0" * 32, 0, b"\0" * 32, b"\0" * 32, 0)],
-    )
+    z = b"\0" * 32
+    fields = (0, z, root, 0, z, 0, z, z, 0, 0, 0, z, z, 0)
+    assert g.encode() == encode([HEADER_TYPE], [fields])
 
 
 def test_withdrawal_leaf_hash():
