@@ -8,7 +8,7 @@ caller passes a Narrator.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +56,16 @@ class DemoSummary:
 def check(condition: bool, message: str) -> None:
     if not condition:
         raise DemoFailed(message)
+
+
+def expect_revert(action: Callable[[], object], error_name: str) -> ContractReverted:
+    """Runs ``action``, which must revert with the custom error ``error_name``."""
+    try:
+        action()
+    except ContractReverted as exc:
+        check(exc.error_name == error_name, f"expected {error_name}, got {exc.message}")
+        return exc
+    raise DemoFailed(f"expected {error_name}, but the call succeeded")
 
 
 @contextmanager
@@ -132,13 +142,8 @@ def run_story(system: System, inbox: Inbox, say: Narrator) -> DemoSummary:
     mine = claims.withdrawal_statuses(system, operator.checkpoints, recipient=alice.address)
     check(len(mine) == 1 and not mine[0].finalized, "the withdrawal should be pending")
     alice_system = System(ChainClient(w3, alice), system.deployment)
-    try:
-        claims.claim(alice_system, mine[0])
-    except ContractReverted as exc:
-        check(exc.error_name == "Settlement_NotFinalized", f"unexpected revert {exc.message}")
-        say.ok(f"reverted with {exc.error_name}{exc.error_args}")
-    else:
-        raise DemoFailed("a claim before finality succeeded")
+    exc = expect_revert(lambda: claims.claim(alice_system, mine[0]), "Settlement_NotFinalized")
+    say.ok(f"reverted with {exc.error_name}{exc.error_args}")
 
     say.step(f"5. Time travel: {window + 1}s later the checkpoint is final")
     advance_time(system.deployment.rpc_url, window + 1)
@@ -156,13 +161,8 @@ def run_story(system: System, inbox: Inbox, say: Narrator) -> DemoSummary:
     check(wallet_after - wallet_before == amount, "alice did not receive exactly her withdrawal")
     summary.claimed = amount
     say.ok(f"alice received {format_usdc(amount)} (gas {summary.gas['claimWithdrawal']})")
-    try:
-        claims.claim(alice_system, mine[0])
-    except ContractReverted as exc:
-        check(exc.error_name == "Settlement_AlreadyClaimed", f"unexpected revert {exc.message}")
-        say.ok(f"a second claim reverted with {exc.error_name}{exc.error_args}")
-    else:
-        raise DemoFailed("the same withdrawal was claimed twice")
+    exc = expect_revert(lambda: claims.claim(alice_system, mine[0]), "Settlement_AlreadyClaimed")
+    say.ok(f"a second claim reverted with {exc.error_name}{exc.error_args}")
 
     say.step("7. The books balance")
     vault_balance = int(system.token.functions.balanceOf(system.deployment.vault).call())
