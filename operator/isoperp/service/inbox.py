@@ -1,89 +1,127 @@
-"""The operator's request inbox: signed user requests waiting for the next batch (SQLite, WAL).
+"""The operator's journal of user requests (SQLite, WAL, synchronous=FULL).
 
-A request is acknowledged only once it is committed here; the operator marks it included (with the
-checkpoint and withdrawal index) or rejected (with the ledger's reason code). The API issue puts an
-HTTP front on the same inbox.
-"""
+Every signed request (withdrawal, margin move, order, cancel) and every oracle price is
+committed here before it is acknowledged. The operator cycle takes pending entries in arrival
+order and marks each one ``included`` (with the checkpoint and, for withdrawals, the slot in its
+withdrawals tree), ``rejected`` (with the ledger's or the book's reason code), or, for orders,
+``open`` while it rests in the book (with its filled size) and finally ``filled``,
+``cancelled``, ``expired`` or ``done`` (an IOC remainder). Requests are stored as the transition
+objects themselves (any frozen dataclass of ``isoperp.ledger.transitions``), so the journal
+never needs to know their fields."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 from isoperp.errors import ConfigError
-from isoperp.ledger.transitions import MarginTransfer, Withdraw
+from isoperp.ledger import transitions
 
-Request = Withdraw | MarginTransfer
-
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    kind        TEXT    NOT NULL CHECK (kind IN ('withdraw', 'margin')),
-    account_id  INTEGER NOT NULL,
-    nonce       INTEGER NOT NULL,
+    kind        TEXT    NOT NULL,
+    account_id  INTEGER,
+    nonce       INTEGER,
     payload     TEXT    NOT NULL,
-    status      TEXT    NOT NULL DEFAULT 'pending'
-                CHECK (status IN ('pending', 'included', 'rejected')),
+    status      TEXT    NOT NULL DEFAULT 'pending',
     reason      TEXT,
     seq         INTEGER,
     slot        INTEGER,
+    filled      INTEGER NOT NULL DEFAULT 0,
     created_at  REAL    NOT NULL
 );
 CREATE INDEX IF NOT EXISTS requests_status ON requests (status, id);
-CREATE UNIQUE INDEX IF NOT EXISTS requests_pending_nonce
-    ON requests (account_id, nonce) WHERE status = 'pending';
+CREATE UNIQUE INDEX IF NOT EXISTS requests_live_nonce
+    ON requests (kind, account_id, nonce) WHERE status IN ('pending', 'open');
 """
+STATUSES = ("pending", "open", "included", "rejected", "filled", "cancelled", "expired", "done")
+
+
+@cache
+def _kinds() -> dict[str, type[Any]]:
+    return {
+        name: cls
+        for name, cls in vars(transitions).items()
+        if isinstance(cls, type) and dataclasses.is_dataclass(cls)
+    }
+
+
+def _encode(request: Any) -> str:
+    body: dict[str, Any] = {}
+    for f in dataclasses.fields(request):
+        value = getattr(request, f.name)
+        if isinstance(value, bytes):
+            body[f.name] = {"hex": value.hex()}
+        elif isinstance(value, bool) or not isinstance(value, int):
+            body[f.name] = value
+        else:
+            body[f.name] = {"int": str(value)}  # JSON numbers lose precision beyond 2^53
+    return json.dumps(body, separators=(",", ":"))
+
+
+def _decode(kind: str, payload: str) -> Any:
+    cls = _kinds().get(kind)
+    if cls is None:
+        raise ConfigError(f"the journal holds an unknown request kind {kind!r}", code="journal")
+    args = {}
+    for name, value in json.loads(payload).items():
+        if isinstance(value, dict) and "hex" in value:
+            args[name] = bytes.fromhex(value["hex"])
+        elif isinstance(value, dict) and "int" in value:
+            args[name] = int(value["int"])
+        else:
+            args[name] = value
+    return cls(**args)
 
 
 @dataclass(frozen=True, slots=True)
 class InboxEntry:
     id: int
-    request: Request
+    request: Any
     status: str
     reason: str | None
     seq: int | None
     slot: int | None
+    filled: int = 0
 
-
-def _encode(request: Request) -> tuple[str, str]:
-    body = {
-        "account_id": request.account_id,
-        "amount": str(request.amount),
-        "nonce": request.nonce,
-        "signature": "0x" + request.signature.hex(),
-    }
-    if isinstance(request, Withdraw):
-        body["recipient"] = request.recipient
-        return "withdraw", json.dumps(body)
-    body["market_id"] = request.market_id
-    return "margin", json.dumps(body)
-
-
-def _decode(kind: str, payload: str) -> Request:
-    b = json.loads(payload)
-    sig = bytes.fromhex(b["signature"][2:])
-    if kind == "withdraw":
-        return Withdraw(b["account_id"], b["recipient"], int(b["amount"]), b["nonce"], sig)
-    return MarginTransfer(b["account_id"], b["market_id"], int(b["amount"]), b["nonce"], sig)
+    @property
+    def kind(self) -> str:
+        return type(self.request).__name__
 
 
 class Inbox:
-    """Durable queue of signed requests."""
+    """Durable, ordered journal of requests."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = sqlite3.connect(path, timeout=10, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+            has_table = self._db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'requests'"
+            ).fetchone()
+            if version != SCHEMA_VERSION and (version != 0 or has_table):
+                raise ConfigError(
+                    f"the journal at {path} has schema {version}; this isoperp writes "
+                    f"{SCHEMA_VERSION}: move it aside to start a new one",
+                    code="journal",
+                )
+            self._db.executescript(SCHEMA)
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except sqlite3.Error as exc:
-            raise ConfigError(f"cannot open the inbox at {path}: {exc}") from exc
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
+            raise ConfigError(f"cannot open the journal at {path}: {exc}", code="journal") from exc
 
     def close(self) -> None:
         self._db.close()
@@ -98,59 +136,78 @@ class Inbox:
             raise
         self._db.execute("COMMIT")
 
-    def submit(self, request: Request) -> int:
-        """Stores ``request`` durably; returns its id (ConfigError if its nonce is pending)."""
-        kind, payload = _encode(request)
+    def submit(self, request: Any) -> int:
+        """Stores ``request`` durably; returns its id. A live twin (same kind, account and nonce,
+        pending or resting) is refused with code ``replay``."""
+        kind = type(request).__name__
+        if kind not in _kinds():
+            raise ConfigError(f"not a journal request: {kind}", code="journal")
+        account_id = getattr(request, "account_id", None)
+        nonce = getattr(request, "nonce", None)
         try:
             with self._tx() as db:
                 cur = db.execute(
                     "INSERT INTO requests (kind, account_id, nonce, payload, created_at) "
                     "VALUES (?, ?, ?, ?, ?)",
-                    (kind, request.account_id, request.nonce, payload, time.time()),
+                    (kind, account_id, nonce, _encode(request), time.time()),
                 )
         except sqlite3.IntegrityError as exc:
             raise ConfigError(
-                f"account {request.account_id} already has a request with nonce {request.nonce}",
+                f"account {account_id} already has a live {kind} with nonce {nonce}",
                 code="replay",
             ) from exc
         return int(cur.lastrowid or 0)
 
-    def pending(self) -> list[InboxEntry]:
+    def _select(self, where: str, args: tuple[Any, ...] = ()) -> list[InboxEntry]:
         rows = self._db.execute(
-            "SELECT id, kind, payload, status, reason, seq, slot FROM requests "
-            "WHERE status = 'pending' ORDER BY id"
+            "SELECT id, kind, payload, status, reason, seq, slot, filled FROM requests "
+            f"WHERE {where} ORDER BY id",
+            args,
         ).fetchall()
-        return [self._entry(r) for r in rows]
+        return [
+            InboxEntry(rid, _decode(kind, payload), status, reason, seq, slot, filled)
+            for rid, kind, payload, status, reason, seq, slot, filled in rows
+        ]
+
+    def pending(self) -> list[InboxEntry]:
+        return self._select("status = 'pending'")
+
+    def open_orders(self) -> list[InboxEntry]:
+        """Orders resting in the book, in arrival order (their time priority)."""
+        return self._select("status = 'open'")
 
     def all(self) -> list[InboxEntry]:
-        rows = self._db.execute(
-            "SELECT id, kind, payload, status, reason, seq, slot FROM requests ORDER BY id"
-        ).fetchall()
-        return [self._entry(r) for r in rows]
+        return self._select("1 = 1")
 
-    def pending_count(self, account_id: int) -> int:
-        row = self._db.execute(
-            "SELECT COUNT(*) FROM requests WHERE status = 'pending' AND account_id = ?",
-            (account_id,),
-        ).fetchone()
-        return int(row[0])
+    def of_account(self, account_id: int) -> list[InboxEntry]:
+        return self._select("account_id = ?", (account_id,))
 
-    @staticmethod
-    def _entry(row: tuple[int, str, str, str, str | None, int | None, int | None]) -> InboxEntry:
-        rid, kind, payload, status, reason, seq, slot = row
-        return InboxEntry(rid, _decode(kind, payload), status, reason, seq, slot)
+    def pending_count(self, account_id: int, kind: str | None = None) -> int:
+        sql = "SELECT COUNT(*) FROM requests WHERE status = 'pending' AND account_id = ?"
+        args: tuple[Any, ...] = (account_id,)
+        if kind is not None:
+            sql += " AND kind = ?"
+            args += (kind,)
+        return int(self._db.execute(sql, args).fetchone()[0])
 
     def mark_rejected(self, request_id: int, reason: str) -> None:
-        with self._tx() as db:
-            db.execute(
-                "UPDATE requests SET status = 'rejected', reason = ? WHERE id = ?",
-                (reason, request_id),
-            )
+        self.update([(request_id, "rejected", reason, None, None, None)])
 
     def mark_included(self, included: list[tuple[int, int, int | None]]) -> None:
         """(request id, checkpoint seq, withdrawal slot or None) for every included request."""
+        self.update([(rid, "included", None, seq, slot, None) for rid, seq, slot in included])
+
+    def update(
+        self, changes: list[tuple[int, str, str | None, int | None, int | None, int | None]]
+    ) -> None:
+        """Atomically applies (id, status, reason, seq, slot, filled) changes; ``None`` keeps the
+        stored seq, slot and filled."""
+        for _, status, *_ in changes:
+            if status not in STATUSES:
+                raise ValueError(f"unknown status {status!r}")
         with self._tx() as db:
             db.executemany(
-                "UPDATE requests SET status = 'included', seq = ?, slot = ? WHERE id = ?",
-                [(seq, slot, rid) for rid, seq, slot in included],
+                "UPDATE requests SET status = ?, reason = ?, seq = COALESCE(?, seq), "
+                "slot = COALESCE(?, slot), filled = COALESCE(?, filled) WHERE id = ?",
+                [(st, why, seq, slot, filled, rid) for rid, st, why, seq, slot, filled in changes],
             )
