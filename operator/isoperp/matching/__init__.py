@@ -1,0 +1,48 @@
+"""Order matching: the central limit order book (pure and deterministic; see ``book``)."""
+
+from isoperp.matching.book import Accept, OrderBook
+from isoperp.matching.types import (
+    BAD_KEY,
+    BAD_SIZE,
+    BELOW_MIN_SIZE,
+    DUPLICATE_ORDER,
+    EXPIRED,
+    FOK_UNFILLABLE,
+    OFF_TICK,
+    POST_ONLY_WOULD_CROSS,
+    REDUCE_ONLY_WOULD_INCREASE,
+    REMOVED_BY_LEDGER,
+    REMOVED_EXPIRED,
+    REMOVED_SELF_TRADE,
+    IncomingOrder,
+    Match,
+    OrderKey,
+    OrderRejected,
+    PlaceResult,
+    RestingOrder,
+    TimeInForce,
+)
+
+__all__ = [
+    "BAD_KEY",
+    "BAD_SIZE",
+    "BELOW_MIN_SIZE",
+    "DUPLICATE_ORDER",
+    "EXPIRED",
+    "FOK_UNFILLABLE",
+    "OFF_TICK",
+    "POST_ONLY_WOULD_CROSS",
+    "REDUCE_ONLY_WOULD_INCREASE",
+    "REMOVED_BY_LEDGER",
+    "REMOVED_EXPIRED",
+    "REMOVED_SELF_TRADE",
+    "Accept",
+    "IncomingOrder",
+    "Match",
+    "OrderBook",
+    "OrderKey",
+    "OrderRejected",
+    "PlaceResult",
+    "RestingOrder",
+    "TimeInForce",
+]
