@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from isoperp.bench.gas import run_gas_bench
+from isoperp.bench.matching import run_matching_bench
 from isoperp.cli.demo_cmd import free_port
 
 console = Console()
@@ -58,4 +59,42 @@ def gas(sizes: str, as_json: bool, port: int) -> None:
             f"{row['gas_per_fill']:,}",
         )
     table.add_row("claimWithdrawal", f"{report.claim_withdrawal:,}", "", "")
+    console.print(table)
+
+
+@bench.command()
+@click.option(
+    "--ops",
+    type=click.IntRange(min=1),
+    default=200_000,
+    show_default=True,
+    help="Timed operations (places, cancels, expiries).",
+)
+@click.option(
+    "--warmup",
+    type=click.IntRange(min=0),
+    default=20_000,
+    show_default=True,
+    help="Passive orders placed before timing starts.",
+)
+@click.option("--seed", type=int, default=1, show_default=True, help="Workload seed.")
+@click.option(
+    "--repeat",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Throughput passes; ops_per_s is their median.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def matching(ops: int, warmup: int, seed: int, repeat: int, as_json: bool) -> None:
+    """Order book throughput and per-operation latency on a seeded mixed workload."""
+    with console.status(f"matching {ops:,} operations..."):
+        report = run_matching_bench(ops=ops, warmup=warmup, seed=seed, repeat=repeat)
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    table = Table("figure", "value", title="order book (one core, pure Python)")
+    for name, value in report.items():
+        shown = f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else value
+        table.add_row(name, str(shown))
     console.print(table)
