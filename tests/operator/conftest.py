@@ -1,8 +1,10 @@
-"""Fixtures for the operator unit tests: a devnet ledger and a harness that signs requests."""
+"""Fixtures for the operator unit tests: a devnet ledger and a harness that signs requests,
+orders and oracle prices."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import pytest
 from eth_account import Account as EthAccount
@@ -12,15 +14,36 @@ from isoperp.ledger.ledger import (
     AppliedDeposit,
     AppliedFill,
     AppliedMarginTransfer,
+    AppliedOrder,
+    AppliedPrice,
     AppliedWithdraw,
     Ledger,
 )
 from isoperp.ledger.markets import DEVNET_MARKETS
 from isoperp.ledger.model import Market
-from isoperp.ledger.transitions import Deposit, Fill, MarginTransfer, Transition, Withdraw
-from isoperp.protocol.signing import Domain, request_digest, sign_digest
+from isoperp.ledger.transitions import (
+    CancelOrder,
+    Deposit,
+    Fill,
+    MarginTransfer,
+    PlaceOrder,
+    PriceUpdate,
+    Transition,
+    Withdraw,
+)
+from isoperp.protocol.constants import INSURANCE_ACCOUNT, ZERO_ADDRESS
+from isoperp.protocol.signing import (
+    NO_SIGNATURE,
+    Domain,
+    SignedRequest,
+    request_digest,
+    sign_digest,
+    sign_request,
+)
 
 DOMAIN = Domain(chain_id=31337, verifying_contract="0x5FbDB2315678afecb367f032d93F642f64180aa3")
+ORACLE_KEY = (0x0AC1E).to_bytes(32, "big")
+ORACLE = EthAccount.from_key(ORACLE_KEY).address
 
 
 class User:
@@ -44,13 +67,20 @@ def random_user() -> User:
     return User(bytes(EthAccount.create().key))
 
 
+INSURANCE = User.__new__(User)
+"""The insurance account as a harness user: no key (its orders carry NO_SIGNATURE)."""
+INSURANCE.key, INSURANCE.address, INSURANCE.account_id = b"", ZERO_ADDRESS, INSURANCE_ACCOUNT
+
+
 class Harness:
-    """A ledger plus helpers that build correctly signed transitions; tracks net deposits."""
+    """A ledger plus helpers that build correctly signed transitions; tracks net deposits and
+    each account's next order nonce."""
 
     def __init__(self, markets: Iterable[Market] = DEVNET_MARKETS, domain: Domain = DOMAIN):
         self.domain = domain
-        self.ledger = Ledger.genesis(markets, domain)
+        self.ledger = Ledger.genesis(markets, domain, ORACLE)
         self.net_deposits = 0
+        self.next_nonce: dict[int, int] = {}
 
     # -- transitions
 
@@ -64,7 +94,7 @@ class Harness:
         self.net_deposits += amount
         return result
 
-    def sign(self, t: Withdraw | MarginTransfer, key: bytes) -> bytes:
+    def sign(self, t: SignedRequest, key: bytes) -> bytes:
         return sign_digest(key, request_digest(self.domain, t))
 
     def withdraw_tx(
@@ -109,6 +139,89 @@ class Harness:
     ) -> AppliedMarginTransfer:
         return self.ledger.apply(self.margin_tx(user, market_id, amount, nonce=nonce))
 
+    def order_tx(
+        self,
+        user: User,
+        is_buy: bool,
+        price: int,
+        size: int,
+        *,
+        market_id: int = 0,
+        tif: int = 0,
+        flags: int = 0,
+        nonce: int | None = None,
+        expiry: int = 0,
+        key: bytes | None = None,
+    ) -> PlaceOrder:
+        """A signed order; ``nonce`` defaults to the account's next one (then it is used up).
+        The insurance account's orders carry ``NO_SIGNATURE``."""
+        if nonce is None:
+            nonce = self.next_nonce.get(user.account_id, 0)
+            self.next_nonce[user.account_id] = nonce + 1
+        t = PlaceOrder(
+            user.account_id, market_id, is_buy, price, size, tif, flags, nonce, expiry, NO_SIGNATURE
+        )
+        if user.account_id == INSURANCE_ACCOUNT and key is None:
+            return t
+        return sign_request(key or user.key, self.domain, t)
+
+    def place(self, user: User, is_buy: bool, price: int, size: int, **kw: Any) -> AppliedOrder:
+        return self.ledger.apply(self.order_tx(user, is_buy, price, size, **kw))
+
+    def cancel_tx(self, user: User, nonce: int, *, key: bytes | None = None) -> CancelOrder:
+        t = CancelOrder(user.account_id, nonce, NO_SIGNATURE)
+        if user.account_id == INSURANCE_ACCOUNT and key is None:
+            return t
+        return sign_request(key or user.key, self.domain, t)
+
+    def price_tx(
+        self, price: int, timestamp: int, *, market_id: int = 0, key: bytes = ORACLE_KEY
+    ) -> PriceUpdate:
+        return sign_request(key, self.domain, PriceUpdate(market_id, price, timestamp, b""))
+
+    def set_price(self, price: int, timestamp: int, *, market_id: int = 0) -> AppliedPrice:
+        return self.ledger.apply(self.price_tx(price, timestamp, market_id=market_id))
+
+    def fill_tx(
+        self,
+        maker: User,
+        taker: User,
+        size: int,
+        price: int,
+        *,
+        taker_is_buy: bool = True,
+        market_id: int = 0,
+        taker_price: int | None = None,
+        taker_tif: int = 0,
+        maker_flags: int = 0,
+        taker_flags: int = 0,
+        timestamp: int = 7,
+    ) -> Fill:
+        """Registers a fresh maker order (GTC, ``size`` at ``price``) and a fresh taker order
+        (limit ``taker_price``, default ``price``) and returns the Fill between them."""
+        maker_order = self.place(
+            maker, not taker_is_buy, price, size, market_id=market_id, flags=maker_flags
+        ).order
+        taker_order = self.place(
+            taker,
+            taker_is_buy,
+            price if taker_price is None else taker_price,
+            size,
+            market_id=market_id,
+            tif=taker_tif,
+            flags=taker_flags,
+        ).order
+        return Fill(
+            market_id,
+            maker.account_id,
+            maker_order.slot,
+            taker.account_id,
+            taker_order.slot,
+            size,
+            price,
+            timestamp,
+        )
+
     def fill(
         self,
         maker: User,
@@ -120,7 +233,7 @@ class Harness:
         market_id: int = 0,
     ) -> AppliedFill:
         return self.ledger.apply(
-            Fill(market_id, maker.account_id, taker.account_id, taker_is_buy, size, price, 7)
+            self.fill_tx(maker, taker, size, price, taker_is_buy=taker_is_buy, market_id=market_id)
         )
 
     def funded(self, collateral: int, margin: int = 0, market_id: int = 0) -> User:
@@ -158,6 +271,23 @@ class Harness:
 @pytest.fixture
 def domain() -> Domain:
     return DOMAIN
+
+
+@pytest.fixture
+def oracle() -> str:
+    """The harness ledgers' oracle address (key ``ORACLE_KEY``)."""
+    return ORACLE
+
+
+@pytest.fixture
+def oracle_key() -> bytes:
+    return ORACLE_KEY
+
+
+@pytest.fixture
+def insurance() -> User:
+    """The insurance account as a harness user (orders without signature)."""
+    return INSURANCE
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from typing import Protocol
 from isoperp.errors import ProtocolError
 from isoperp.hashing import keccak256
 from isoperp.ledger.model import Account, Market, Position
+from isoperp.ledger.risk import escape_value
 from isoperp.ledger.transitions import Deposit, Transition, Withdraw
 from isoperp.protocol.batch import HEADER_BYTES, assemble_batch, encode_record
 from isoperp.protocol.constants import MAX_BATCH_BYTES, TRACE_TREE_DEPTH, WITHDRAWAL_TREE_DEPTH
@@ -38,13 +39,13 @@ class LedgerLike(Protocol):
 
 def escape_claims_total(ledger: LedgerLike) -> int:
     """What the state is worth in an escape: every account's free collateral plus, per isolated
-    position, max(0, equity at the market's mark price). The haircut's denominator (PROTOCOL §4).
-    The engine issue adds unpaid funding to each position's value."""
+    position, ``risk.escape_value``: max(0, equity with pending funding at the market's mark
+    price). The haircut's denominator (PROTOCOL §4)."""
     total = sum(a.collateral for a in ledger.accounts())
     for p in ledger.positions():
         market = ledger.market(p.market_id)
         assert market is not None  # positions only exist in listed markets
-        total += max(0, p.equity(market.mark_price, market))
+        total += escape_value(p, market)
     return total
 
 

@@ -1,10 +1,11 @@
 """Gas of the settlement path, measured on a throwaway anvil with real transitions.
 
-For each batch size N, two funded accounts with margin in BTC-USD trade N fills (alternating sides,
-so margin never runs out); the checkpoint carrying them is posted and its gas recorded. Deposit and
-claim gas come from the same run. Contract gas for a post depends on the batch's bytes (the
+For each batch size N, two funded accounts with margin in BTC-USD trade N fills (account 1's buy
+order takes from account 0's resting sell order; 400,000 USDC of margin covers every size) between
+orders registered beforehand; the checkpoint carrying them is posted and its gas recorded. Deposit
+and claim gas come from the same run. Contract gas for a post depends on the batch's bytes (the
 contract hashes the calldata; it does not parse it), so gas per fill is the marginal calldata cost
-of a 36-byte record."""
+of a 37-byte record."""
 
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ from isoperp.chain.deploy import DeployParams, deploy_system
 from isoperp.chain.l1 import latest_header
 from isoperp.demo import USDC, _deposit, local_devnet
 from isoperp.devnet import advance_time, devnet_account
-from isoperp.ledger.transitions import Fill, MarginTransfer, Withdraw
-from isoperp.protocol.signing import request_digest, sign_digest
+from isoperp.ledger.transitions import Fill, MarginTransfer, PlaceOrder, Withdraw
+from isoperp.protocol.signing import request_digest, sign_digest, sign_request
 from isoperp.service import claims
 from isoperp.service.inbox import Inbox
 from isoperp.service.operator import OperatorService
@@ -52,6 +53,12 @@ def _signed_margin(system: System, who: int, account_id: int, nonce: int) -> Mar
     return MarginTransfer(account_id, BTC, 400_000 * USDC, nonce, sig)
 
 
+def _signed_order(system: System, who: int, account_id: int, is_buy: bool) -> PlaceOrder:
+    """A huge GTC order at BTC_PRICE in slot ``is_buy`` (nonce 0: sell, 1: buy)."""
+    order = PlaceOrder(account_id, BTC, is_buy, BTC_PRICE, 10**9, 0, 0, int(is_buy), 0, b"")
+    return sign_request(bytes(devnet_account(who).key), system.domain, order)
+
+
 def _post(service: OperatorService, builder: BatchBuilder) -> tuple[int, int]:
     system = service.system
     timestamp = int(system.client.w3.eth.get_block("latest")["timestamp"])
@@ -71,18 +78,21 @@ def measure(system: System, inbox: Inbox, sizes: tuple[int, ...]) -> GasReport:
     builder = BatchBuilder(service.ledger.copy(), latest_header(system, service.checkpoints))
     builder.add(_signed_margin(system, 1, 0, 0))
     builder.add(_signed_margin(system, 2, 1, 0))
+    builder.add(_signed_order(system, 1, 0, False))
+    builder.add(_signed_order(system, 2, 1, True))
     _post(service, builder)
     empty = BatchBuilder(service.ledger.copy(), latest_header(system, service.checkpoints))
     report.checkpoint_empty, _ = _post(service, empty)
     for n in sizes:
         builder = BatchBuilder(service.ledger.copy(), latest_header(system, service.checkpoints))
-        for i in range(n):
+        for _ in range(n):
             builder.add(
                 Fill(
                     BTC,
-                    maker_id=i % 2,
-                    taker_id=1 - i % 2,
-                    taker_is_buy=True,
+                    maker_id=0,
+                    maker_slot=0,  # account 0's sell order (nonce 0)
+                    taker_id=1,
+                    taker_slot=1,  # account 1's buy order (nonce 1)
                     size=1_000,
                     price=BTC_PRICE,
                     timestamp=0,

@@ -11,7 +11,7 @@ from typing import Protocol
 
 from isoperp.chain.deployment import Deployment
 from isoperp.ledger.ledger import Ledger
-from isoperp.ledger.markets import DEVNET_MARKETS
+from isoperp.ledger.markets import DEVNET_MARKETS, DEVNET_ORACLE
 from isoperp.protocol.signing import Domain
 
 logger = logging.getLogger(__name__)
@@ -48,8 +48,9 @@ class Deployer(Protocol):
 
 
 def genesis_state_root() -> bytes:
-    """The genesis root: devnet markets and the empty exchange (the domain does not enter it)."""
-    ledger = Ledger.genesis(DEVNET_MARKETS, Domain(0, "0x" + "00" * 20))
+    """The genesis root: devnet markets, the insurance account and the empty exchange (the domain
+    and the oracle do not enter it)."""
+    ledger = Ledger.genesis(DEVNET_MARKETS, Domain(0, "0x" + "00" * 20), DEVNET_ORACLE)
     return ledger.state_root
 
 

@@ -15,7 +15,7 @@ from web3.contract.contract import ContractEvent
 from isoperp.chain.contracts import System
 from isoperp.errors import ProtocolError
 from isoperp.ledger.ledger import Ledger
-from isoperp.ledger.markets import DEVNET_MARKETS
+from isoperp.ledger.markets import DEVNET_MARKETS, DEVNET_ORACLE
 from isoperp.ledger.transitions import Transition
 from isoperp.protocol.batch import decode_batch
 from isoperp.protocol.header import CheckpointHeader
@@ -122,7 +122,7 @@ def read_checkpoints(system: System, *, from_seq: int = 1) -> list[PostedCheckpo
 
 
 def genesis_ledger(system: System) -> Ledger:
-    ledger = Ledger.genesis(DEVNET_MARKETS, system.domain)
+    ledger = Ledger.genesis(DEVNET_MARKETS, system.domain, DEVNET_ORACLE)
     expected = system.deployment.genesis_state_root
     if "0x" + ledger.state_root.hex() != expected:
         raise ProtocolError(

@@ -8,7 +8,7 @@ here).
 
 from __future__ import annotations
 
-from isoperp.protocol.constants import PPM
+from isoperp.protocol.constants import FUNDING_PERIOD, PPM
 
 
 def _int(name: str, value: object) -> int:
@@ -83,3 +83,19 @@ maintenance_margin_requirement = margin_requirement
 def sign(value: int) -> int:
     """-1, 0 or 1."""
     return (_int("value", value) > 0) - (value < 0)
+
+
+def funding_index_delta(rate_ppm: int, dt: int, price: int, notional_exp: int) -> int:
+    """dYdX's funding index step: ``trunc(rate_ppm * dt * price * 10^notional_exp / 28800)``
+    (truncated toward zero), in micro-USDC per lot, scaled by 1e6."""
+    numerator = _int("rate_ppm", rate_ppm) * _int("dt", dt) * _int("price", price)
+    if _int("notional_exp", notional_exp) >= 0:
+        return trunc_div(numerator * 10**notional_exp, FUNDING_PERIOD)
+    return trunc_div(numerator, FUNDING_PERIOD * 10**-notional_exp)
+
+
+def funding_payment(index_delta: int, size: int) -> int:
+    """What a position of ``size`` lots receives when the index moved by ``index_delta`` since
+    its last settlement: ``floor(-index_delta * size / 1e6)`` (a payment when negative). Flooring
+    means funding never creates collateral (StarkEx)."""
+    return (-_int("index_delta", index_delta) * _int("size", size)) // PPM

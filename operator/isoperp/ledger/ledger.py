@@ -1,47 +1,76 @@
 """The reference state transition function (docs/PROTOCOL.md, section 3 "Rules"). No I/O.
 
-``Ledger`` holds the state (accounts, isolated positions, markets, the exchange leaf) and the
-sparse Merkle tree that commits it. ``apply(transition)`` validates everything first, then
-commits: a rejected transition raises ``TransitionRejected(reason, message)`` and leaves the
+``Ledger`` holds the state (accounts, isolated positions, order slots, markets, the exchange leaf)
+and the sparse Merkle tree that commits it. ``apply(transition)`` validates everything first,
+then commits: a rejected transition raises ``TransitionRejected(reason, message)`` and leaves the
 state, the leaves and the root exactly as they were. Every changed leaf is re-encoded and set in
 the tree at once, so ``state_root`` only rehashes the dirty paths.
 
 INVARIANTS (hold after every accepted transition; ``check_invariants`` verifies them):
 
-1. Conservation: ``sum(account.collateral) + sum(position.quote) + exchange.fee_balance +
-   exchange.insurance_fund == sum(deposits) - sum(withdrawals)``. Deposits and withdrawals move
-   collateral across the boundary; margin transfers move it between an account and its position;
-   a fill moves the notional ``n`` from the buyer's quote to the seller's and both fees into
-   ``fee_balance`` (a maker rebate comes out of it), so fills conserve the total exactly.
+1. Conservation: ``sum(account.collateral) + sum(position.quote) + sum(pending funding) +
+   exchange.fee_balance + exchange.insurance_fund + funding_dust == deposits - withdrawals`` with
+   ``funding_dust >= 0``. Deposits and withdrawals move collateral across the boundary; every
+   other transition moves value between leaves. Funding is booked lazily (on touch) and floors
+   every payment, so the dust it leaves behind is never negative and grows by less than 1
+   micro-USDC per settlement (PROTOCOL.md 3.4).
 2. No negative balance: ``collateral >= 0`` and ``fee_balance >= 0`` (the leaf types are
-   unsigned).
+   unsigned). Only ``insurance_fund`` is signed: it absorbs the losses of the positions it took.
 3. Per market, the position sizes sum to zero, and ``open_interest`` equals the sum of the long
    sizes.
 4. A flat position (``size == 0``) has ``basis == 0``; an empty position
-   (``size == quote == 0``) has no leaf. Every position belongs to an existing account and market.
-5. Account ids are ``0 .. next_account_id - 1``, one per owner address, never deleted.
+   (``size == quote == 0``) has no leaf. Every position and order belongs to an existing account;
+   every position and live order to an existing market. ``filled <= size`` for every order.
+5. Account ids are ``0 .. next_account_id - 1`` plus ``INSURANCE_ACCOUNT`` (owner = the zero
+   address, collateral 0, from genesis), one per owner address, never deleted.
 6. ``state_root`` equals the root of a tree rebuilt from scratch from the encodings of all
    leaves.
 
 REJECTION REASONS (``TransitionRejected.reason``):
 
 - any transition: ``malformed`` (a field the batch record cannot carry: wrong type, out of its
-  uint/int range, not an address), ``overflow`` (a result would leave its leaf range).
-- Deposit: ``deposit_out_of_order``, ``bad_account_id``, ``accounts_full``, ``bad_amount`` (0).
+  uint/int range, not an address, an order slot >= 64), ``overflow`` (a result would leave its
+  leaf range).
+- Deposit: ``deposit_out_of_order``, ``bad_account_id``, ``accounts_full``, ``bad_amount`` (0),
+  ``insurance_account`` (a deposit for the zero address, which owns the insurance account).
 - Withdraw / MarginTransfer: ``unknown_account``, ``bad_signature``, ``bad_nonce``, ``bad_amount``
   (0), ``insufficient_collateral``; Withdraw also ``bad_recipient`` (the zero address);
   MarginTransfer also ``unknown_market``, ``no_position`` (moving out of a missing position),
   ``insufficient_margin``.
-- Fill: ``unknown_market``, ``bad_size``, ``off_tick``, ``self_trade``, ``unknown_account``,
-  ``no_position``, ``fee_underflow``, ``insufficient_margin``.
+- Order: ``unknown_account``, ``bad_signature``, ``unknown_market``, ``bad_order`` (time in
+  force > 2, unknown flag bits, post-only with IOC/FOK), ``off_tick``, ``bad_size``,
+  ``insurance_account`` (an insurance order that is not reduce-only), ``order_exists`` (this
+  nonce is already in its slot), ``stale_nonce`` (the slot holds a larger nonce).
+- Cancel: ``unknown_account``, ``bad_signature``, ``order_closed`` (already closed or a
+  tombstone), ``stale_nonce``. OrderDone: ``no_order``, ``order_closed``, ``not_ioc``.
+- Price: ``unknown_market``, ``bad_signature`` (not the oracle), ``bad_price`` (0),
+  ``price_not_newer`` (timestamp <= markTime).
+- Funding: ``unknown_market``, ``funding_not_newer`` (timestamp <= fundingTime),
+  ``funding_rate_cap`` (|rate| > 600% x (IMF - MMF)), ``stale_price`` (the mark is older than
+  ``MAX_PRICE_AGE`` or newer than the record).
+- Fill: ``unknown_market``, ``bad_size`` (0 or off the size step), ``off_tick``, ``self_trade``,
+  ``no_order``, ``order_closed``, ``market_mismatch``, ``same_side``, ``maker_not_resting`` (the
+  maker is IOC/FOK), ``post_only_taker``, ``maker_price`` (price != the maker's),
+  ``taker_price`` (beyond the taker's limit), ``expired``, ``overfill``, ``unknown_account``,
+  ``no_position``, ``fee_underflow``, ``reduce_only``, ``insufficient_margin``.
+- Liquidate: Fill's maker checks, plus ``insurance_account``, ``stale_price``,
+  ``not_liquidatable``, ``liquidation_size`` (more than the position), ``beyond_bankruptcy``
+  (a price worse than the position's bankruptcy price on the tick grid).
+- Backstop: ``unknown_market``, ``insurance_account``, ``no_position``, ``stale_price``,
+  ``not_liquidatable``, ``insurance_insolvent``.
+- Deleverage: ``unknown_market``, ``bad_size``, ``insurance_account``, ``self_trade``,
+  ``no_position``, ``stale_price``, ``not_bankrupt``, ``liquidation_size``,
+  ``insurance_solvent`` (the fund could take the position: backstop it instead),
+  ``counterparty_size`` (no opposite position of at least ``size``), ``insufficient_margin``
+  (the counterparty would close flat with a negative quote).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Final, TypeAlias, overload
+from typing import Any, Final, TypeAlias, overload
 
 from isoperp.errors import (
     ConfigError,
@@ -50,10 +79,48 @@ from isoperp.errors import (
     ProtocolError,
     TransitionRejected,
 )
-from isoperp.ledger import arith
-from isoperp.ledger.model import Account, Exchange, Leaf, Market, Position, checksum_address
-from isoperp.ledger.transitions import Deposit, Fill, MarginTransfer, Transition, Withdraw
-from isoperp.protocol.constants import MAX_ACCOUNTS, STATE_TREE_DEPTH
+from isoperp.ledger import arith, risk
+from isoperp.ledger.model import (
+    Account,
+    Exchange,
+    Leaf,
+    Market,
+    Order,
+    Position,
+    checksum_address,
+)
+from isoperp.ledger.transitions import (
+    Backstop,
+    CancelOrder,
+    Deleverage,
+    Deposit,
+    Fill,
+    Funding,
+    Liquidate,
+    MarginTransfer,
+    OrderDone,
+    PlaceOrder,
+    PriceUpdate,
+    SignedRequest,
+    Transition,
+    Withdraw,
+)
+from isoperp.protocol.constants import (
+    FLAG_POST_ONLY,
+    FLAG_REDUCE_ONLY,
+    FUNDING_RATE_CAP_MULTIPLE,
+    INSURANCE_ACCOUNT,
+    LIQUIDATION_FEE_PPM,
+    MAX_PRICE_AGE,
+    ORDER_FLAGS_MASK,
+    ORDER_SLOTS,
+    PPM,
+    STATE_TREE_DEPTH,
+    TIF_FOK,
+    TIF_GTC,
+    TIF_IOC,
+    ZERO_ADDRESS,
+)
 from isoperp.protocol.leaves import (
     EXCHANGE_INDEX,
     account_index,
@@ -62,12 +129,14 @@ from isoperp.protocol.leaves import (
     encode_exchange,
     encode_leaf,
     encode_market,
+    encode_order,
     encode_position,
     index_of,
     market_index,
+    order_index,
     position_index,
 )
-from isoperp.protocol.signing import Domain, recover_signer, request_digest
+from isoperp.protocol.signing import NO_SIGNATURE, Domain, recover_signer, request_digest
 from isoperp.tree.merkle import EMPTY, SparseMerkleTree, hash_leaf
 
 # ------------------------------------------------------------------------------------------------
@@ -99,7 +168,7 @@ class AppliedWithdraw:
 
 @dataclass(frozen=True, slots=True)
 class AppliedMarginTransfer:
-    """``amount`` moved into the position (negative: out of it).
+    """``amount`` moved into the position (negative: out of it), after ``funding`` was settled.
 
     ``position`` is None if the position became empty and was deleted."""
 
@@ -109,26 +178,76 @@ class AppliedMarginTransfer:
     collateral: int
     position: Position | None
     touched: tuple[int, ...]
+    funding: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedOrder:
+    """``order`` was registered; ``replaced`` is the older order (or tombstone) that held its slot
+    (it can never fill again)."""
+
+    order: Order
+    replaced: Order | None
+    touched: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedOrderClosed:
+    """A cancel or an IOC/FOK done closed ``order`` (``size == filled`` now); ``tombstone``: the
+    cancelled nonce was never registered and is now burnt."""
+
+    order: Order
+    tombstone: bool
+    touched: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedPrice:
+    """The market's mark price and its time were set."""
+
+    market_id: int
+    price: int
+    timestamp: int
+    touched: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedFunding:
+    """The market's funding index moved by ``index_delta`` to ``funding_index``."""
+
+    market_id: int
+    rate_ppm: int
+    dt: int
+    index_delta: int
+    funding_index: int
+    touched: tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class FillSide:
-    """One side of a fill. ``fee`` is signed: negative is a rebate paid to the maker.
-    ``realized_pnl`` is the PnL realized by the reducing part (0 if the fill only opened/added).
-    ``position`` is None if the position became empty and was deleted."""
+    """One side of a trade (fill, liquidation, deleverage).
+
+    ``fee`` is signed: negative is a rebate paid to the maker. ``realized_pnl`` is the PnL
+    realized by the reducing part (0 if it only opened/added). ``funding`` was settled into the
+    quote before the trade. ``released`` is the quote that moved back to free collateral (to the
+    insurance fund for the insurance account) because the position ended flat; ``position`` is
+    then None (deleted). ``order`` is the order after the fill (None without an order)."""
 
     account_id: int
     is_maker: bool
     is_buy: bool
     fee: int
     realized_pnl: int
+    funding: int
+    released: int
     position: Position | None
+    order: Order | None
 
 
 @dataclass(frozen=True, slots=True)
 class AppliedFill:
     """``size`` lots traded at ``price``; ``notional`` moved from the buyer's quote to the
-    seller's. ``touched``: maker position, taker position, market, exchange leaf indices."""
+    seller's. ``touched``: the leaf indices read or written."""
 
     market_id: int
     size: int
@@ -141,7 +260,72 @@ class AppliedFill:
     touched: tuple[int, ...]
 
 
-Applied: TypeAlias = AppliedDeposit | AppliedWithdraw | AppliedMarginTransfer | AppliedFill
+@dataclass(frozen=True, slots=True)
+class AppliedLiquidation:
+    """``size`` lots of ``liquidated`` closed against ``maker`` at ``price``. The liquidated side
+    paid no trading fee but ``penalty`` to the insurance fund; ``covered`` is the negative quote
+    the fund absorbed when the position closed below zero."""
+
+    market_id: int
+    size: int
+    price: int
+    notional: int
+    maker: FillSide
+    liquidated: FillSide
+    penalty: int
+    covered: int
+    insurance_fund: int
+    open_interest: int
+    fee_balance: int
+    touched: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedBackstop:
+    """The insurance account took over ``size`` lots and ``quote`` of ``account_id``'s
+    position (after ``funding``); ``insurance_position`` is its merged position (None when it
+    netted to flat and its quote went to the fund)."""
+
+    market_id: int
+    account_id: int
+    size: int
+    quote: int
+    funding: int
+    insurance_funding: int
+    insurance_position: Position | None
+    insurance_fund: int
+    insurance_equity: int
+    open_interest: int
+    touched: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedDeleverage:
+    """``size`` lots of the bankrupt position closed against ``counterparty`` for ``notional``
+    (its share of the bankrupt quote: the bankruptcy price), without fees."""
+
+    market_id: int
+    size: int
+    notional: int
+    bankrupt: FillSide
+    counterparty: FillSide
+    open_interest: int
+    touched: tuple[int, ...]
+
+
+Applied: TypeAlias = (
+    AppliedDeposit
+    | AppliedWithdraw
+    | AppliedMarginTransfer
+    | AppliedOrder
+    | AppliedOrderClosed
+    | AppliedPrice
+    | AppliedFunding
+    | AppliedFill
+    | AppliedLiquidation
+    | AppliedBackstop
+    | AppliedDeleverage
+)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -165,6 +349,18 @@ def _sint(name: str, value: object, bits: int) -> int:
     return value
 
 
+def _bool(name: str, value: object) -> bool:
+    if type(value) is not bool:
+        raise _reject("malformed", f"{name} must be a bool, got {value!r}")
+    return value
+
+
+def _slot(name: str, value: object) -> int:
+    if type(value) is not int or not 0 <= value < ORDER_SLOTS:
+        raise _reject("malformed", f"{name} must be an order slot < {ORDER_SLOTS}, got {value!r}")
+    return value
+
+
 def _address(name: str, value: object) -> str:
     if not isinstance(value, str):
         raise _reject("malformed", f"{name} must be an address string, got {value!r}")
@@ -174,12 +370,26 @@ def _address(name: str, value: object) -> str:
         raise _reject("malformed", f"{name}: {exc}") from exc
 
 
+def _fields(t: Any, spec: Sequence[tuple[str, str, int]]) -> None:
+    """Checks the fields named in ``spec``: (name, "u" | "s" | "b" | "slot", bits)."""
+    for name, kind, bits in spec:
+        value = getattr(t, name)
+        if kind == "u":
+            _uint(name, value, bits)
+        elif kind == "s":
+            _sint(name, value, bits)
+        elif kind == "b":
+            _bool(name, value)
+        else:
+            _slot(name, value)
+
+
 def _overflow(exc: ValueError) -> TransitionRejected:
     return _reject("overflow", f"a balance would leave its leaf range: {exc}")
 
 
 def _only_reduced(old_size: int, new_size: int) -> bool:
-    """The fill shrank |size| without flipping the side."""
+    """The trade shrank |size| without flipping the side."""
     if new_size == 0:
         return old_size != 0
     return (new_size > 0) == (old_size > 0) and abs(new_size) < abs(old_size)
@@ -188,7 +398,9 @@ def _only_reduced(old_size: int, new_size: int) -> bool:
 def _trade(
     pos: Position, delta: int, n: int, side_fee: int, price: int, market: Market
 ) -> tuple[Position, int]:
-    """The position after trading ``delta`` lots (signed) for notional ``n``; the realized PnL."""
+    """The position after trading ``delta`` lots (signed) for notional ``n``; the realized PnL.
+
+    ``price`` only values the two parts of a flip (close all, open the rest)."""
     old = pos.size
     quote = pos.quote - n - side_fee if delta > 0 else pos.quote + n - side_fee
     basis = pos.basis
@@ -198,10 +410,11 @@ def _trade(
     else:  # reduce, close, or flip (close all, then open the rest)
         held = abs(old)
         closed = min(abs(delta), held)
-        removed = arith.trunc_div(basis * closed, held)
-        realized = (1 if old > 0 else -1) * market.notional(closed, price) - removed
-        basis -= removed
         rest = abs(delta) - closed
+        removed = arith.trunc_div(basis * closed, held)
+        closed_notional = market.notional(closed, price) if rest else n
+        realized = (1 if old > 0 else -1) * closed_notional - removed
+        basis -= removed
         if rest:
             basis = (1 if delta > 0 else -1) * market.notional(rest, price)
     try:
@@ -211,28 +424,121 @@ def _trade(
     return new, realized
 
 
-def _check_fill_fields(t: Fill) -> None:
-    _uint("market_id", t.market_id, 16)
-    _uint("maker_id", t.maker_id, 32)
-    _uint("taker_id", t.taker_id, 32)
-    if type(t.taker_is_buy) is not bool:
-        raise _reject("malformed", f"taker_is_buy must be a bool, got {t.taker_is_buy!r}")
-    _uint("size", t.size, 64)
-    _uint("price", t.price, 64)
-    _uint("timestamp", t.timestamp, 64)
+def _merge(held: Position, taken: Position) -> Position:
+    """``taken`` added to ``held`` as-is (size, quote and basis); both settled to the same funding
+    index. Opposite sizes net: the smaller one closes against the larger, whose basis shrinks
+    pro rata (``trunc``), exactly like a reducing fill."""
+    size = held.size + taken.size
+    if held.size == 0 or taken.size == 0 or (held.size > 0) == (taken.size > 0):
+        basis = held.basis + taken.basis
+    elif size == 0:
+        basis = 0
+    else:
+        big, small = (held, taken) if abs(held.size) > abs(taken.size) else (taken, held)
+        basis = big.basis - arith.trunc_div(big.basis * abs(small.size), abs(big.size))
+    try:
+        return Position(
+            held.account_id,
+            held.market_id,
+            size,
+            held.quote + taken.quote,
+            basis,
+            held.funding_index,
+        )
+    except ValueError as exc:
+        raise _overflow(exc) from exc
 
 
-def _check_fill_margin(old: Position, new: Position, market: Market) -> None:
-    """Initial margin at the mark price, unless the fill only reduced the position."""
-    if _only_reduced(old.size, new.size):
+def _check_margin(before: Position, after: Position, market: Market) -> None:
+    """dYdX's rule at the mark: the position must cover its initial margin after the trade, or
+    the trade must only reduce it without lowering equity/MMR (cross-multiplied); a position
+    that ends flat must keep ``quote >= 0``. Both positions have funding settled."""
+    if after.size == 0:
+        if after.quote < 0:
+            raise _reject(
+                "insufficient_margin",
+                f"account {after.account_id}: closing leaves quote {after.quote} < 0",
+            )
         return
-    mark = market.mark_price
-    equity = new.equity(mark, market)
-    required = new.initial_margin(mark, market)
-    if equity < required:
+    equity = risk.equity(after, market)
+    required = risk.initial_requirement(after, market)
+    if equity >= required:
+        return
+    if _only_reduced(before.size, after.size):
+        mmr_before = risk.maintenance_requirement(before, market)
+        mmr_after = risk.maintenance_requirement(after, market)
+        equity_before = risk.equity(before, market)
+        if mmr_after <= mmr_before and equity * mmr_before >= equity_before * mmr_after:
+            return
+    raise _reject(
+        "insufficient_margin",
+        f"account {after.account_id}: equity {equity} < initial margin {required} at mark "
+        f"{market.mark_price}",
+    )
+
+
+def _check_grid(market: Market, size: int, price: int | None) -> None:
+    if size == 0 or size % market.size_step:
+        raise _reject("bad_size", f"size {size}: need > 0 and a multiple of {market.size_step}")
+    if price is not None and (price == 0 or price % market.price_tick):
         raise _reject(
-            "insufficient_margin",
-            f"account {new.account_id}: equity {equity} < initial margin {required} at mark {mark}",
+            "off_tick", f"price {price} is not a positive multiple of {market.price_tick}"
+        )
+
+
+def _check_fresh(market: Market, timestamp: int) -> None:
+    if not market.mark_time <= timestamp <= market.mark_time + MAX_PRICE_AGE:
+        raise _reject(
+            "stale_price",
+            f"market {market.market_id}: mark of {market.mark_time} is not within "
+            f"{MAX_PRICE_AGE} s before {timestamp}",
+        )
+
+
+def _check_not_expired(order: Order, timestamp: int) -> None:
+    if order.expiry != 0 and timestamp > order.expiry:
+        raise _reject(
+            "expired", f"order {order.account_id}/{order.nonce} expired at {order.expiry}"
+        )
+
+
+def _check_room(order: Order, size: int) -> None:
+    if size > order.remaining:
+        raise _reject(
+            "overfill",
+            f"order {order.account_id}/{order.nonce}: {size} lots but {order.remaining} left",
+        )
+
+
+def _filled(order: Order, size: int) -> Order:
+    return dataclasses.replace(order, filled=order.filled + size)
+
+
+@dataclass(slots=True)
+class _Leg:
+    """One position in a planned trade: funding settled (``before``), then traded (``after``)."""
+
+    before: Position
+    after: Position
+    funding: int
+    realized: int = 0
+    fee: int = 0
+    is_buy: bool = False
+    is_maker: bool = False
+    order: Order | None = None
+    released: int = 0
+
+    def side(self) -> FillSide:
+        return FillSide(
+            self.before.account_id,
+            self.is_maker,
+            self.is_buy,
+            self.fee,
+            self.realized,
+            self.funding,
+            self.released,
+            None if self.after.size == 0 else self.after,
+            self.order,
         )
 
 
@@ -245,8 +551,9 @@ _NO_DELETES: Final[tuple[tuple[int, int], ...]] = ()
 class Ledger:
     """The exchange state and its Merkle commitment; ``apply`` is the state transition function.
 
-    Build one with ``Ledger.genesis(markets, domain)`` (or ``Ledger.from_leaves`` to resume from a
-    snapshot of leaves). See the module docstring for the invariants.
+    Build one with ``Ledger.genesis(markets, domain, oracle)`` (or ``Ledger.from_leaves`` to
+    resume from a snapshot of leaves). ``oracle`` is the address whose EIP-712 signature PRICE
+    records need. See the module docstring for the invariants.
     """
 
     __slots__ = (
@@ -254,20 +561,29 @@ class Ledger:
         "_exchange",
         "_leaves",
         "_markets",
+        "_orders",
         "_owners",
         "_positions",
         "_tree",
         "domain",
+        "oracle",
     )
 
-    def __init__(self, domain: Domain) -> None:
+    def __init__(self, domain: Domain, oracle: str) -> None:
         """An empty ledger (no markets, no exchange leaf): use ``genesis`` or ``from_leaves``."""
         if not isinstance(domain, Domain):
             raise TypeError(f"domain must be a signing.Domain, got {type(domain).__name__}")
+        try:
+            self.oracle = checksum_address(oracle)
+        except ValueError as exc:
+            raise ConfigError(f"oracle: {exc}") from exc
+        if int(self.oracle, 16) == 0:
+            raise ConfigError("the oracle cannot be the zero address")
         self.domain = domain
         self._accounts: dict[int, Account] = {}
         self._owners: dict[str, int] = {}  # lower-case owner address -> account id
         self._positions: dict[tuple[int, int], Position] = {}
+        self._orders: dict[tuple[int, int], Order] = {}  # (account id, slot) -> order
         self._markets: dict[int, Market] = {}
         self._exchange = Exchange(0, 0, 0, 0, 0)
         self._leaves: dict[int, bytes] = {}
@@ -276,9 +592,10 @@ class Ledger:
     # -- construction ---------------------------------------------------------------------------
 
     @classmethod
-    def genesis(cls, markets: Iterable[Market], domain: Domain) -> Ledger:
-        """The genesis state: the market leaves and an exchange leaf of zeros."""
-        ledger = cls(domain)
+    def genesis(cls, markets: Iterable[Market], domain: Domain, oracle: str) -> Ledger:
+        """The genesis state: the market leaves, the insurance account and an exchange leaf of
+        zeros."""
+        ledger = cls(domain, oracle)
         for market in markets:
             if not isinstance(market, Market):
                 raise ConfigError(f"not a Market: {market!r}")
@@ -287,15 +604,18 @@ class Ledger:
             if market.open_interest != 0:
                 raise ConfigError(f"market {market.market_id} has open interest at genesis")
             ledger._put_market(market)
+        ledger._put_account(Account(INSURANCE_ACCOUNT, ZERO_ADDRESS, 0, 0))
         ledger._put_exchange(Exchange(0, 0, 0, 0, 0))
         return ledger
 
     @classmethod
-    def from_leaves(cls, leaves: Iterable[tuple[int, bytes]], domain: Domain) -> Ledger:
+    def from_leaves(
+        cls, leaves: Iterable[tuple[int, bytes]], domain: Domain, oracle: str
+    ) -> Ledger:
         """A ledger holding exactly the given ``(index, leaf bytes)`` (e.g. a snapshot); checks that
         every leaf sits at its own index and that the state is consistent (``check_invariants``
         without conservation). Raises ``ProtocolError``."""
-        ledger = cls(domain)
+        ledger = cls(domain, oracle)
         seen_exchange = False
         for index, data in leaves:
             leaf = decode_leaf(data)
@@ -305,19 +625,12 @@ class Ledger:
                 )
             if index in ledger._leaves:
                 raise ProtocolError(f"duplicate leaf index {index}", code="bad_leaf")
-            if isinstance(leaf, Account):
-                if leaf.owner.lower() in ledger._owners:
-                    raise ProtocolError(f"owner {leaf.owner} has two accounts", code="bad_leaf")
-                ledger._put_account(leaf)
-            elif isinstance(leaf, Position):
-                if leaf.is_empty:
-                    raise ProtocolError(f"empty position leaf at {index}", code="bad_leaf")
-                ledger._put_position(leaf)
-            elif isinstance(leaf, Market):
-                ledger._put_market(leaf)
-            else:
-                seen_exchange = True
-                ledger._put_exchange(leaf)
+            if isinstance(leaf, Account) and leaf.owner.lower() in ledger._owners:
+                raise ProtocolError(f"owner {leaf.owner} has two accounts", code="bad_leaf")
+            if isinstance(leaf, Position) and leaf.is_empty:
+                raise ProtocolError(f"empty position leaf at {index}", code="bad_leaf")
+            seen_exchange = seen_exchange or isinstance(leaf, Exchange)
+            ledger._put(leaf)
         if not seen_exchange:
             raise ProtocolError("no exchange leaf", code="bad_leaf")
         try:
@@ -330,9 +643,11 @@ class Ledger:
         """An independent deep copy (for dry runs); values are immutable, so containers suffice."""
         other = Ledger.__new__(Ledger)
         other.domain = self.domain
+        other.oracle = self.oracle
         other._accounts = dict(self._accounts)
         other._owners = dict(self._owners)
         other._positions = dict(self._positions)
+        other._orders = dict(self._orders)
         other._markets = dict(self._markets)
         other._exchange = self._exchange
         other._leaves = dict(self._leaves)
@@ -368,8 +683,12 @@ class Ledger:
     def position(self, account_id: int, market_id: int) -> Position | None:
         return self._positions.get((account_id, market_id))
 
+    def order(self, account_id: int, slot: int) -> Order | None:
+        """The order (or tombstone) in slot ``slot`` of ``account_id``, or None."""
+        return self._orders.get((account_id, slot))
+
     def accounts(self) -> Iterator[Account]:
-        """All accounts, by id."""
+        """All accounts, by id (the insurance account last)."""
         return (self._accounts[i] for i in sorted(self._accounts))
 
     def positions(
@@ -381,6 +700,12 @@ class Ledger:
                 market_id is None or key[1] == market_id
             ):
                 yield self._positions[key]
+
+    def orders(self, *, account_id: int | None = None) -> Iterator[Order]:
+        """Order slot leaves, by (account, slot), optionally of one account."""
+        for key in sorted(self._orders):
+            if account_id is None or key[0] == account_id:
+                yield self._orders[key]
 
     def leaves(self) -> Iterator[tuple[int, bytes]]:
         """Every non-empty leaf as ``(index, leaf bytes)``, by index."""
@@ -395,7 +720,8 @@ class Ledger:
         return self._tree.proof(index)
 
     def total_liabilities(self) -> int:
-        """``sum(collateral) + sum(position quote) + insurance_fund + fee_balance``."""
+        """``sum(collateral) + sum(position quote) + insurance_fund + fee_balance`` (booked
+        balances; pending funding is not included)."""
         return (
             sum(a.collateral for a in self._accounts.values())
             + sum(p.quote for p in self._positions.values())
@@ -403,41 +729,85 @@ class Ledger:
             + self._exchange.fee_balance
         )
 
-    def check_invariants(self, net_deposits: int | None = None) -> None:
-        """Verifies invariants 2-5 (and 1 when ``net_deposits`` = deposits - withdrawals is given).
+    def pending_funding_total(self) -> int:
+        """Sum over open positions of the funding that settling them now would book."""
+        return sum(
+            risk.pending_funding(p, self._markets[p.market_id]) for p in self._positions.values()
+        )
 
-        O(state). Raises ``InvariantViolation`` on the first violation.
-        """
+    def funding_dust(self, net_deposits: int) -> int:
+        """``net_deposits - (total_liabilities + pending_funding_total)``: what floored funding
+        payments left in the vault, owned by nobody. Never negative (invariant 1)."""
+        return net_deposits - self.total_liabilities() - self.pending_funding_total()
 
-        def fail(message: str) -> None:
-            raise InvariantViolation(message)
+    def insurance_equity(self) -> int:
+        """``insurance_fund`` plus the equity at the mark (with pending funding) of every position
+        of the insurance account: the fund's solvency (a backstop keeps it ``>= 0``)."""
+        return self._exchange.insurance_fund + sum(
+            risk.equity(p, self._markets[p.market_id])
+            for p in self.positions(account_id=INSURANCE_ACCOUNT)
+        )
 
+    def check_invariants(
+        self, net_deposits: int | None = None, *, max_funding_dust: int | None = None
+    ) -> None:
+        """Verifies invariants 2-5 (and 1 when ``net_deposits`` = deposits - withdrawals is given;
+        ``max_funding_dust`` bounds the dust from above, e.g. by the number of funding
+        settlements). O(state). Raises ``InvariantViolation`` on the first violation."""
+        self._check_accounts()
+        self._check_positions()
+        self._check_orders()
+        if net_deposits is not None:
+            dust = self.funding_dust(net_deposits)
+            if dust < 0 or (max_funding_dust is not None and dust > max_funding_dust):
+                raise InvariantViolation(
+                    f"conservation: funding dust {dust} (net deposits {net_deposits}, "
+                    f"liabilities {self.total_liabilities()}, pending funding "
+                    f"{self.pending_funding_total()}) is outside [0, {max_funding_dust}]"
+                )
+
+    def _check_accounts(self) -> None:
         ex = self._exchange
-        if sorted(self._accounts) != list(range(ex.next_account_id)):
-            fail(f"account ids are not 0..{ex.next_account_id - 1}")
+        ids = sorted(self._accounts)
+        if ids != [*range(ex.next_account_id), INSURANCE_ACCOUNT]:
+            raise InvariantViolation(
+                f"account ids are not 0..{ex.next_account_id - 1} and {INSURANCE_ACCOUNT}"
+            )
+        if self._accounts[INSURANCE_ACCOUNT] != Account(INSURANCE_ACCOUNT, ZERO_ADDRESS, 0, 0):
+            raise InvariantViolation("the insurance account changed")
         if len(self._owners) != len(self._accounts) or any(
             self._owners.get(a.owner.lower()) != a.account_id for a in self._accounts.values()
         ):
-            fail("owner index does not match the accounts")
+            raise InvariantViolation("owner index does not match the accounts")
+
+    def _check_positions(self) -> None:
         sizes = dict.fromkeys(self._markets, 0)
         longs = dict.fromkeys(self._markets, 0)
         for (account_id, market_id), pos in self._positions.items():
+            where = f"position ({account_id}, {market_id})"
             if account_id not in self._accounts or market_id not in self._markets:
-                fail(f"position ({account_id}, {market_id}) has no account or market")
+                raise InvariantViolation(f"{where} has no account or market")
             if pos.is_empty:
-                fail(f"empty position ({account_id}, {market_id}) has a leaf")
+                raise InvariantViolation(f"empty {where} has a leaf")
             if pos.size == 0 and pos.basis != 0:
-                fail(f"flat position ({account_id}, {market_id}) has basis {pos.basis}")
+                raise InvariantViolation(f"flat {where} has basis {pos.basis}")
             sizes[market_id] += pos.size
             longs[market_id] += max(pos.size, 0)
         for market_id, market in self._markets.items():
             if sizes[market_id] != 0:
-                fail(f"market {market_id}: sizes sum to {sizes[market_id]}")
+                raise InvariantViolation(f"market {market_id}: sizes sum to {sizes[market_id]}")
             if longs[market_id] != market.open_interest:
-                oi = market.open_interest
-                fail(f"market {market_id}: open interest {oi} != {longs[market_id]}")
-        if net_deposits is not None and self.total_liabilities() != net_deposits:
-            fail(f"liabilities {self.total_liabilities()} != net deposits {net_deposits}")
+                raise InvariantViolation(
+                    f"market {market_id}: open interest {market.open_interest} "
+                    f"!= {longs[market_id]}"
+                )
+
+    def _check_orders(self) -> None:
+        for (account_id, slot), order in self._orders.items():
+            if account_id not in self._accounts:
+                raise InvariantViolation(f"order ({account_id}, {slot}) has no account")
+            if order.size and order.market_id not in self._markets:
+                raise InvariantViolation(f"order ({account_id}, {slot}) has no market")
 
     # -- the transition function -----------------------------------------------------------------
 
@@ -449,9 +819,26 @@ class Ledger:
     def apply(self, t: MarginTransfer) -> AppliedMarginTransfer: ...
     @overload
     def apply(self, t: Fill) -> AppliedFill: ...
+    @overload
+    def apply(self, t: PlaceOrder) -> AppliedOrder: ...
+    @overload
+    def apply(self, t: CancelOrder) -> AppliedOrderClosed: ...
+    @overload
+    def apply(self, t: OrderDone) -> AppliedOrderClosed: ...
+    @overload
+    def apply(self, t: PriceUpdate) -> AppliedPrice: ...
+    @overload
+    def apply(self, t: Funding) -> AppliedFunding: ...
+    @overload
+    def apply(self, t: Liquidate) -> AppliedLiquidation: ...
+    @overload
+    def apply(self, t: Backstop) -> AppliedBackstop: ...
+    @overload
+    def apply(self, t: Deleverage) -> AppliedDeleverage: ...
 
     def apply(self, t: Transition) -> Applied:
-        """Applies ``t`` or raises ``TransitionRejected`` (state unchanged)."""
+        """Applies ``t`` or raises ``TransitionRejected`` (state unchanged). Returns the
+        ``Applied...`` result of its type (``AppliedFill`` for a ``Fill``, ...)."""
         result, writes, deletes = self._plan(t)
         for key in deletes:
             self._delete_position(key)
@@ -467,6 +854,22 @@ class Ledger:
     def validate(self, t: MarginTransfer) -> AppliedMarginTransfer: ...
     @overload
     def validate(self, t: Fill) -> AppliedFill: ...
+    @overload
+    def validate(self, t: PlaceOrder) -> AppliedOrder: ...
+    @overload
+    def validate(self, t: CancelOrder) -> AppliedOrderClosed: ...
+    @overload
+    def validate(self, t: OrderDone) -> AppliedOrderClosed: ...
+    @overload
+    def validate(self, t: PriceUpdate) -> AppliedPrice: ...
+    @overload
+    def validate(self, t: Funding) -> AppliedFunding: ...
+    @overload
+    def validate(self, t: Liquidate) -> AppliedLiquidation: ...
+    @overload
+    def validate(self, t: Backstop) -> AppliedBackstop: ...
+    @overload
+    def validate(self, t: Deleverage) -> AppliedDeleverage: ...
 
     def validate(self, t: Transition) -> Applied:
         """What ``apply(t)`` would return, changing nothing (raises the same rejections)."""
@@ -477,6 +880,183 @@ class Ledger:
         if planner is None:
             raise TypeError(f"not a transition: {type(t).__name__}")
         return planner(self, t)
+
+    # -- shared checks (read only) ---------------------------------------------------------------
+
+    def _market_of(self, market_id: int) -> Market:
+        market = self._markets.get(market_id)
+        if market is None:
+            raise _reject("unknown_market", f"no market {market_id}")
+        return market
+
+    def _account_of(self, account_id: int) -> Account:
+        account = self._accounts.get(account_id)
+        if account is None:
+            raise _reject("unknown_account", f"no account {account_id}")
+        return account
+
+    def _check_signature(self, t: SignedRequest, signer: str) -> None:
+        """``t.signature`` recovers to ``signer`` over ``t``'s EIP-712 digest."""
+        if not isinstance(t.signature, bytes):
+            raise _reject("malformed", "signature must be bytes")
+        try:
+            recovered = recover_signer(request_digest(self.domain, t), t.signature)
+        except ProtocolError as exc:
+            raise _reject("bad_signature", exc.message) from exc
+        if recovered != signer:
+            raise _reject("bad_signature", f"signed by {recovered}, not {signer}")
+
+    def _check_owner_signature(self, t: PlaceOrder | CancelOrder, account: Account) -> None:
+        """The owner's signature; the insurance account's orders carry ``NO_SIGNATURE``."""
+        if account.account_id != INSURANCE_ACCOUNT:
+            self._check_signature(t, account.owner)
+        elif t.signature != NO_SIGNATURE:
+            raise _reject("bad_signature", "insurance orders carry 65 zero bytes as signature")
+
+    def _settled_position(self, account_id: int, market: Market) -> tuple[Position, int]:
+        """The account's position in ``market`` with funding settled, and the funding booked."""
+        if account_id not in self._accounts:
+            raise _reject("unknown_account", f"no account {account_id}")
+        pos = self._positions.get((account_id, market.market_id))
+        if pos is None:
+            raise _reject(
+                "no_position",
+                f"account {account_id} has no position in market {market.market_id}",
+            )
+        try:
+            return risk.settle_funding(pos, market)
+        except ValueError as exc:
+            raise _overflow(exc) from exc
+
+    def _open_position(self, account_id: int, market: Market) -> tuple[Position, int]:
+        """Like ``_settled_position``, for a position that must be open (size != 0)."""
+        pos, funding = self._settled_position(account_id, market)
+        if pos.size == 0:
+            raise _reject(
+                "no_position", f"account {account_id} is flat in market {market.market_id}"
+            )
+        return pos, funding
+
+    def _live_order(self, account_id: int, slot: int) -> Order:
+        order = self._orders.get((account_id, slot))
+        if order is None:
+            raise _reject("no_order", f"account {account_id} has no order in slot {slot}")
+        if not order.live:
+            raise _reject("order_closed", f"order {account_id}/{order.nonce} is closed")
+        return order
+
+    def _maker_order(
+        self, maker_id: int, slot: int, market_id: int, price: int, size: int, timestamp: int
+    ) -> Order:
+        """The resting maker order of a fill or liquidation, checked for this trade."""
+        order = self._live_order(maker_id, slot)
+        if order.market_id != market_id:
+            raise _reject("market_mismatch", f"maker order is for market {order.market_id}")
+        if order.time_in_force != TIF_GTC:
+            raise _reject("maker_not_resting", "an IOC/FOK order never rests on the book")
+        if order.price != price:
+            raise _reject("maker_price", f"price {price} != the maker's {order.price}")
+        _check_not_expired(order, timestamp)
+        _check_room(order, size)
+        return order
+
+    def _taker_order(self, t: Fill, maker: Order) -> Order:
+        order = self._live_order(t.taker_id, t.taker_slot)
+        if order.market_id != t.market_id:
+            raise _reject("market_mismatch", f"taker order is for market {order.market_id}")
+        if order.is_buy == maker.is_buy:
+            raise _reject("same_side", "maker and taker orders are on the same side")
+        if order.post_only:
+            raise _reject("post_only_taker", "a post-only order can never take")
+        if (order.price < t.price) if order.is_buy else (order.price > t.price):
+            raise _reject("taker_price", f"price {t.price} is beyond the limit {order.price}")
+        _check_not_expired(order, t.timestamp)
+        _check_room(order, t.size)
+        return order
+
+    def _trade_leg(
+        self,
+        pos: Position,
+        funding: int,
+        delta: int,
+        n: int,
+        side_fee: int,
+        price: int,
+        market: Market,
+        order: Order | None,
+        *,
+        check_margin: bool = True,
+    ) -> _Leg:
+        """One side of a trade: the trade itself, reduce-only, and (for users) the margin rule."""
+        after, realized = _trade(pos, delta, n, side_fee, price, market)
+        if order is not None and order.reduce_only and not _only_reduced(pos.size, after.size):
+            raise _reject(
+                "reduce_only",
+                f"order {order.account_id}/{order.nonce} would take the position from "
+                f"{pos.size} to {after.size}",
+            )
+        if check_margin and pos.account_id != INSURANCE_ACCOUNT:
+            _check_margin(pos, after, market)
+        return _Leg(
+            pos,
+            after,
+            funding,
+            realized,
+            side_fee,
+            delta > 0,
+            False,
+            None if order is None else _filled(order, abs(delta)),
+        )
+
+    def _book(
+        self, market: Market, exchange: Exchange, legs: Sequence[_Leg], writes: list[Leaf]
+    ) -> tuple[Market, Exchange, list[tuple[int, int]], list[int]]:
+        """Writes the legs: open positions and orders are written; a position that ended flat is
+        deleted and its quote released to free collateral (to the fund for the insurance
+        account). Returns the market (open interest) and exchange after, the deletes and the
+        touched leaf indices; appends the leaves to ``writes``."""
+        deletes: list[tuple[int, int]] = []
+        touched: list[int] = []
+        open_interest = market.open_interest
+        for leg in legs:
+            account_id = leg.before.account_id
+            open_interest += max(leg.after.size, 0) - max(leg.before.size, 0)
+            touched.append(position_index(account_id, market.market_id))
+            if leg.order is not None:
+                writes.append(leg.order)
+                touched.append(order_index(account_id, leg.order.slot))
+            if leg.after.size != 0:
+                writes.append(leg.after)
+                continue
+            deletes.append((account_id, market.market_id))
+            leg.released = released = leg.after.quote
+            if account_id == INSURANCE_ACCOUNT:
+                fund = exchange.insurance_fund + released
+                exchange = self._replace(exchange, insurance_fund=fund)
+            elif released < 0:
+                raise _reject(
+                    "insufficient_margin",
+                    f"account {account_id}: closing leaves quote {released} < 0",
+                )
+            elif released:
+                account = self._accounts[account_id]
+                writes.append(self._replace(account, collateral=account.collateral + released))
+                touched.append(account_index(account_id))
+        if open_interest != market.open_interest:
+            market = self._replace(market, open_interest=open_interest)
+            writes.append(market)
+        touched.append(market_index(market.market_id))
+        if exchange != self._exchange:
+            writes.append(exchange)
+            touched.append(EXCHANGE_INDEX)
+        return market, exchange, deletes, touched
+
+    @staticmethod
+    def _replace(leaf: Any, **changes: int) -> Any:
+        try:
+            return dataclasses.replace(leaf, **changes)
+        except ValueError as exc:
+            raise _overflow(exc) from exc
 
     # -- planners: validate and compute, never mutate ------------------------------------------
 
@@ -494,6 +1074,8 @@ class Ledger:
             )
         existing = self._owners.get(owner.lower())
         created = existing is None
+        if existing == INSURANCE_ACCOUNT:
+            raise _reject("insurance_account", "the insurance account never takes deposits")
         if existing is not None and account_id != existing:
             raise _reject("bad_account_id", f"{owner} owns account {existing}, not {account_id}")
         if existing is None:
@@ -502,8 +1084,8 @@ class Ledger:
                     "bad_account_id",
                     f"a new owner gets account {ex.next_account_id}, not {account_id}",
                 )
-            if account_id >= MAX_ACCOUNTS:
-                raise _reject("accounts_full", f"all {MAX_ACCOUNTS} account ids are taken")
+            if account_id >= INSURANCE_ACCOUNT:
+                raise _reject("accounts_full", f"all {INSURANCE_ACCOUNT} account ids are taken")
         if amount == 0:
             raise _reject("bad_amount", "deposit amount must be > 0")
         old = self._accounts.get(account_id)
@@ -532,17 +1114,8 @@ class Ledger:
 
     def _signed_account(self, t: Withdraw | MarginTransfer) -> Account:
         """The account of a signed request after the signature and nonce checks."""
-        account = self._accounts.get(t.account_id)
-        if account is None:
-            raise _reject("unknown_account", f"no account {t.account_id}")
-        if not isinstance(t.signature, bytes):
-            raise _reject("malformed", "signature must be bytes")
-        try:
-            signer = recover_signer(request_digest(self.domain, t), t.signature)
-        except ProtocolError as exc:
-            raise _reject("bad_signature", exc.message) from exc
-        if signer != account.owner:
-            raise _reject("bad_signature", f"signed by {signer}, not the owner {account.owner}")
+        account = self._account_of(t.account_id)
+        self._check_signature(t, account.owner)
         if t.nonce != account.nonce:
             raise _reject("bad_nonce", f"nonce {t.nonce}, expected {account.nonce}")
         return account
@@ -573,18 +1146,11 @@ class Ledger:
         )
         return result, (new,), _NO_DELETES
 
-    def _plan_margin_transfer(self, t: MarginTransfer) -> _Plan:
-        _uint("account_id", t.account_id, 32)
-        market_id = _uint("market_id", t.market_id, 16)
-        amount = _sint("amount", t.amount, 128)
-        _uint("nonce", t.nonce, 64)
-        account = self._signed_account(t)
-        market = self._markets.get(market_id)
-        if market is None:
-            raise _reject("unknown_market", f"no market {market_id}")
-        if amount == 0:
-            raise _reject("bad_amount", "margin transfer amount must be != 0")
-        key = (account.account_id, market_id)
+    def _margin_position(
+        self, account: Account, market: Market, amount: int
+    ) -> tuple[Position, int]:
+        """The position a margin move applies to, funding settled (created when moving in)."""
+        key = (account.account_id, market.market_id)
         pos = self._positions.get(key)
         if amount > 0:
             if amount > account.collateral:
@@ -593,34 +1159,46 @@ class Ledger:
                     f"moving {amount} in with {account.collateral} free collateral",
                 )
             if pos is None:
-                pos = Position(account.account_id, market_id, 0, 0, 0, market.funding_index)
-        else:
-            if pos is None:
-                raise _reject(
-                    "no_position", f"account {key[0]} has no position in market {market_id}"
-                )
-            quote = pos.quote + amount
-            if pos.size == 0:
-                if quote < 0:
-                    raise _reject(
-                        "insufficient_margin", f"moving {-amount} out leaves quote {quote} < 0"
-                    )
-            else:
-                mark = market.mark_price
-                equity = quote + market.notional(pos.size, mark)
-                required = arith.margin_requirement(market.notional(pos.size, mark), market.imf_ppm)
-                if equity < required:
-                    raise _reject(
-                        "insufficient_margin",
-                        f"equity {equity} after the move < initial margin {required}",
-                    )
+                return Position(key[0], key[1], 0, 0, 0, market.funding_index), 0
+        elif pos is None:
+            raise _reject(
+                "no_position", f"account {key[0]} has no position in market {market.market_id}"
+            )
         try:
-            new_pos = dataclasses.replace(pos, quote=pos.quote + amount)
+            return risk.settle_funding(pos, market)
+        except ValueError as exc:
+            raise _overflow(exc) from exc
+
+    def _plan_margin_transfer(self, t: MarginTransfer) -> _Plan:
+        _uint("account_id", t.account_id, 32)
+        market_id = _uint("market_id", t.market_id, 16)
+        amount = _sint("amount", t.amount, 128)
+        _uint("nonce", t.nonce, 64)
+        account = self._signed_account(t)
+        market = self._market_of(market_id)
+        if amount == 0:
+            raise _reject("bad_amount", "margin transfer amount must be != 0")
+        pos, funding = self._margin_position(account, market, amount)
+        new_pos = self._replace(pos, quote=pos.quote + amount)
+        if amount < 0:
+            if pos.size == 0 and new_pos.quote < 0:
+                raise _reject(
+                    "insufficient_margin", f"moving {-amount} out leaves quote {new_pos.quote} < 0"
+                )
+            equity = risk.equity(new_pos, market)
+            required = risk.initial_requirement(new_pos, market)
+            if pos.size != 0 and equity < required:
+                raise _reject(
+                    "insufficient_margin",
+                    f"equity {equity} after the move < initial margin {required}",
+                )
+        try:
             new_account = Account(
                 account.account_id, account.owner, account.collateral - amount, t.nonce + 1
             )
         except ValueError as exc:
             raise _overflow(exc) from exc
+        key = (account.account_id, market_id)
         deleted = new_pos.is_empty
         result = AppliedMarginTransfer(
             account.account_id,
@@ -629,44 +1207,162 @@ class Ledger:
             new_account.collateral,
             None if deleted else new_pos,
             (account_index(key[0]), position_index(*key), market_index(market_id)),
+            funding,
         )
         if deleted:
             return result, (new_account,), (key,)
         return result, (new_account, new_pos), _NO_DELETES
 
-    def _fill_position(self, account_id: int, market_id: int) -> Position:
-        if account_id not in self._accounts:
-            raise _reject("unknown_account", f"no account {account_id}")
-        pos = self._positions.get((account_id, market_id))
-        if pos is None:
-            raise _reject(
-                "no_position",
-                f"account {account_id} has no position in market {market_id} (move margin in)",
-            )
-        return pos
+    # -- orders --
 
-    def _plan_fill(self, t: Fill) -> _Plan:
-        _check_fill_fields(t)
-        market_id, maker_id, taker_id = t.market_id, t.maker_id, t.taker_id
-        size, price = t.size, t.price
-        market = self._markets.get(market_id)
-        if market is None:
-            raise _reject("unknown_market", f"no market {market_id}")
-        if size == 0 or size < market.min_size or size % market.size_step:
+    def _plan_order(self, t: PlaceOrder) -> _Plan:
+        _fields(
+            t,
+            (
+                ("account_id", "u", 32),
+                ("market_id", "u", 16),
+                ("is_buy", "b", 1),
+                ("price", "u", 64),
+                ("size", "u", 64),
+                ("time_in_force", "u", 8),
+                ("flags", "u", 8),
+                ("nonce", "u", 64),
+                ("expiry", "u", 64),
+            ),
+        )
+        account = self._account_of(t.account_id)
+        self._check_owner_signature(t, account)
+        market = self._market_of(t.market_id)
+        post_only_ioc = t.flags & FLAG_POST_ONLY and t.time_in_force != TIF_GTC
+        if t.time_in_force > TIF_FOK or t.flags & ~ORDER_FLAGS_MASK or post_only_ioc:
+            raise _reject(
+                "bad_order", f"time in force {t.time_in_force} with flags {t.flags:#x}"
+            )
+        if t.price == 0 or t.price % market.price_tick:
+            raise _reject(
+                "off_tick", f"price {t.price} is not a positive multiple of {market.price_tick}"
+            )
+        if t.size == 0 or t.size < market.min_size or t.size % market.size_step:
             raise _reject(
                 "bad_size",
-                f"size {size}: need >= {market.min_size} and a multiple of {market.size_step}",
+                f"size {t.size}: need >= {market.min_size} and a multiple of {market.size_step}",
             )
-        if price == 0 or price % market.price_tick:
-            raise _reject(
-                "off_tick", f"price {price} is not a positive multiple of {market.price_tick}"
-            )
-        if maker_id == taker_id:
-            raise _reject("self_trade", f"account {maker_id} is both maker and taker")
-        maker_pos = self._fill_position(maker_id, market_id)
-        taker_pos = self._fill_position(taker_id, market_id)
+        if account.account_id == INSURANCE_ACCOUNT and not t.flags & FLAG_REDUCE_ONLY:
+            raise _reject("insurance_account", "insurance orders must be reduce-only")
+        slot = t.nonce % ORDER_SLOTS
+        held = self._orders.get((t.account_id, slot))
+        if held is not None and held.nonce == t.nonce:
+            raise _reject("order_exists", f"order {t.account_id}/{t.nonce} is already registered")
+        if held is not None and held.nonce > t.nonce:
+            raise _reject("stale_nonce", f"slot {slot} holds the newer nonce {held.nonce}")
+        order = Order(
+            t.account_id,
+            slot,
+            t.nonce,
+            t.market_id,
+            t.is_buy,
+            t.price,
+            t.size,
+            0,
+            t.time_in_force,
+            t.flags,
+            t.expiry,
+        )
+        touched = (account_index(t.account_id), market_index(t.market_id), index_of(order))
+        return AppliedOrder(order, held, touched), (order,), _NO_DELETES
 
-        n = market.notional(size, price)
+    def _plan_cancel(self, t: CancelOrder) -> _Plan:
+        _fields(t, (("account_id", "u", 32), ("nonce", "u", 64)))
+        account = self._account_of(t.account_id)
+        self._check_owner_signature(t, account)
+        slot = t.nonce % ORDER_SLOTS
+        held = self._orders.get((t.account_id, slot))
+        if held is not None and held.nonce > t.nonce:
+            raise _reject("stale_nonce", f"slot {slot} holds the newer nonce {held.nonce}")
+        if held is not None and held.nonce == t.nonce:
+            if not held.live:
+                raise _reject("order_closed", f"order {t.account_id}/{t.nonce} is closed")
+            order = dataclasses.replace(held, size=held.filled)
+        else:
+            order = Order.tombstone(t.account_id, t.nonce)
+        tombstone = held is None or held.nonce != t.nonce
+        touched = (account_index(t.account_id), index_of(order))
+        return AppliedOrderClosed(order, tombstone, touched), (order,), _NO_DELETES
+
+    def _plan_order_done(self, t: OrderDone) -> _Plan:
+        _fields(t, (("account_id", "u", 32), ("slot", "slot", 8)))
+        held = self._live_order(t.account_id, t.slot)
+        if held.time_in_force not in (TIF_IOC, TIF_FOK):
+            raise _reject("not_ioc", f"order {t.account_id}/{held.nonce} is good till cancelled")
+        order = dataclasses.replace(held, size=held.filled)
+        return AppliedOrderClosed(order, False, (index_of(order),)), (order,), _NO_DELETES
+
+    # -- oracle and funding --
+
+    def _plan_price(self, t: PriceUpdate) -> _Plan:
+        _fields(t, (("market_id", "u", 16), ("price", "u", 64), ("timestamp", "u", 64)))
+        market = self._market_of(t.market_id)
+        self._check_signature(t, self.oracle)
+        if t.price == 0:
+            raise _reject("bad_price", "a mark price must be > 0")
+        if t.timestamp <= market.mark_time:
+            raise _reject(
+                "price_not_newer", f"timestamp {t.timestamp} <= mark time {market.mark_time}"
+            )
+        new = dataclasses.replace(market, mark_price=t.price, mark_time=t.timestamp)
+        result = AppliedPrice(t.market_id, t.price, t.timestamp, (market_index(t.market_id),))
+        return result, (new,), _NO_DELETES
+
+    def _plan_funding(self, t: Funding) -> _Plan:
+        _fields(t, (("market_id", "u", 16), ("rate_ppm", "s", 32), ("timestamp", "u", 64)))
+        market = self._market_of(t.market_id)
+        if t.timestamp <= market.funding_time:
+            raise _reject(
+                "funding_not_newer",
+                f"timestamp {t.timestamp} <= funding time {market.funding_time}",
+            )
+        cap = FUNDING_RATE_CAP_MULTIPLE * (market.imf_ppm - market.mmf_ppm)
+        if abs(t.rate_ppm) > cap:
+            raise _reject("funding_rate_cap", f"|rate| {abs(t.rate_ppm)} ppm > cap {cap} ppm")
+        _check_fresh(market, t.timestamp)
+        dt = t.timestamp - market.funding_time if market.funding_time else 0
+        delta = arith.funding_index_delta(t.rate_ppm, dt, market.mark_price, market.notional_exp)
+        new = self._replace(
+            market, funding_index=market.funding_index + delta, funding_time=t.timestamp
+        )
+        result = AppliedFunding(
+            t.market_id, t.rate_ppm, dt, delta, new.funding_index, (market_index(t.market_id),)
+        )
+        return result, (new,), _NO_DELETES
+
+    # -- trading --
+
+    def _plan_fill(self, t: Fill) -> _Plan:
+        _fields(
+            t,
+            (
+                ("market_id", "u", 16),
+                ("maker_id", "u", 32),
+                ("maker_slot", "slot", 8),
+                ("taker_id", "u", 32),
+                ("taker_slot", "slot", 8),
+                ("size", "u", 64),
+                ("price", "u", 64),
+                ("timestamp", "u", 64),
+            ),
+        )
+        market = self._market_of(t.market_id)
+        _check_grid(market, t.size, t.price)
+        if t.maker_id == t.taker_id:
+            raise _reject("self_trade", f"account {t.maker_id} is both maker and taker")
+        maker_order = self._maker_order(
+            t.maker_id, t.maker_slot, t.market_id, t.price, t.size, t.timestamp
+        )
+        taker_order = self._taker_order(t, maker_order)
+        maker_pos, maker_funding = self._settled_position(t.maker_id, market)
+        taker_pos, taker_funding = self._settled_position(t.taker_id, market)
+
+        n = market.notional(t.size, t.price)
         maker_fee = arith.fee(n, market.maker_fee_ppm)
         taker_fee = arith.fee(n, market.taker_fee_ppm)
         ex = self._exchange
@@ -675,63 +1371,251 @@ class Ledger:
             raise _reject(
                 "fee_underflow", f"the maker rebate would take the fee balance to {fee_balance}"
             )
-        taker_delta = size if t.taker_is_buy else -size
-        new_maker, maker_pnl = _trade(maker_pos, -taker_delta, n, maker_fee, price, market)
-        new_taker, taker_pnl = _trade(taker_pos, taker_delta, n, taker_fee, price, market)
-
-        _check_fill_margin(maker_pos, new_maker, market)
-        _check_fill_margin(taker_pos, new_taker, market)
-
-        open_interest = (
-            market.open_interest
-            + max(new_maker.size, 0)
-            - max(maker_pos.size, 0)
-            + max(new_taker.size, 0)
-            - max(taker_pos.size, 0)
+        taker_delta = t.size if taker_order.is_buy else -t.size
+        maker = self._trade_leg(
+            maker_pos, maker_funding, -taker_delta, n, maker_fee, t.price, market, maker_order
+        )
+        maker.is_maker = True
+        taker = self._trade_leg(
+            taker_pos, taker_funding, taker_delta, n, taker_fee, t.price, market, taker_order
         )
         writes: list[Leaf] = []
-        deletes: list[tuple[int, int]] = []
-        try:
-            if open_interest != market.open_interest:
-                writes.append(dataclasses.replace(market, open_interest=open_interest))
-            if fee_balance != ex.fee_balance:
-                writes.append(dataclasses.replace(ex, fee_balance=fee_balance))
-        except ValueError as exc:
-            raise _overflow(exc) from exc
-        for new in (new_maker, new_taker):
-            if new.is_empty:
-                deletes.append((new.account_id, market_id))
-            else:
-                writes.append(new)
+        exchange = self._replace(ex, fee_balance=fee_balance)
+        market, exchange, deletes, touched = self._book(market, exchange, (maker, taker), writes)
         result = AppliedFill(
-            market_id,
-            size,
-            price,
+            t.market_id,
+            t.size,
+            t.price,
             n,
-            FillSide(
-                maker_id,
-                True,
-                not t.taker_is_buy,
-                maker_fee,
-                maker_pnl,
-                None if new_maker.is_empty else new_maker,
-            ),
-            FillSide(
-                taker_id,
-                False,
-                t.taker_is_buy,
-                taker_fee,
-                taker_pnl,
-                None if new_taker.is_empty else new_taker,
-            ),
-            open_interest,
-            fee_balance,
+            maker.side(),
+            taker.side(),
+            market.open_interest,
+            exchange.fee_balance,
+            tuple(touched),
+        )
+        return result, tuple(writes), tuple(deletes)
+
+    def _liquidatable(
+        self, account_id: int, market: Market, timestamp: int
+    ) -> tuple[Position, int]:
+        """The position of a liquidation or backstop, funding settled, checked liquidatable at a
+        fresh mark."""
+        if account_id == INSURANCE_ACCOUNT:
+            raise _reject("insurance_account", "the insurance account is never liquidated")
+        pos, funding = self._open_position(account_id, market)
+        _check_fresh(market, timestamp)
+        if not risk.is_liquidatable(pos, market):
+            raise _reject(
+                "not_liquidatable",
+                f"account {account_id}: equity {risk.equity(pos, market)} >= maintenance "
+                f"{risk.maintenance_requirement(pos, market)} at mark {market.mark_price}",
+            )
+        return pos, funding
+
+    def _plan_liquidate(self, t: Liquidate) -> _Plan:
+        _fields(
+            t,
             (
-                position_index(maker_id, market_id),
-                position_index(taker_id, market_id),
-                market_index(market_id),
-                EXCHANGE_INDEX,
+                ("market_id", "u", 16),
+                ("account_id", "u", 32),
+                ("maker_id", "u", 32),
+                ("maker_slot", "slot", 8),
+                ("size", "u", 64),
+                ("price", "u", 64),
+                ("timestamp", "u", 64),
             ),
+        )
+        market = self._market_of(t.market_id)
+        _check_grid(market, t.size, t.price)
+        if t.maker_id == t.account_id:
+            raise _reject("self_trade", f"account {t.maker_id} cannot take over its own position")
+        pos, funding = self._liquidatable(t.account_id, market, t.timestamp)
+        if t.size > abs(pos.size):
+            raise _reject("liquidation_size", f"{t.size} lots of a position of {pos.size}")
+        maker_order = self._maker_order(
+            t.maker_id, t.maker_slot, t.market_id, t.price, t.size, t.timestamp
+        )
+        if maker_order.is_buy != (pos.size > 0):
+            raise _reject("same_side", "the maker order must take the opposite side")
+        bankruptcy = risk.bankruptcy_price(pos, market, on_tick=True)
+        assert bankruptcy is not None  # the position is open
+        if (t.price < bankruptcy) if pos.size > 0 else (t.price > bankruptcy):
+            raise _reject(
+                "beyond_bankruptcy", f"price {t.price} is worse than bankruptcy {bankruptcy}"
+            )
+        maker_pos, maker_funding = self._settled_position(t.maker_id, market)
+        n = market.notional(t.size, t.price)
+        maker_fee = max(0, arith.fee(n, market.maker_fee_ppm))  # no rebate on liquidations
+        delta = -t.size if pos.size > 0 else t.size
+        maker = self._trade_leg(
+            maker_pos, maker_funding, -delta, n, maker_fee, t.price, market, maker_order
+        )
+        maker.is_maker = True
+        after, realized = _trade(pos, delta, n, 0, t.price, market)
+        left = after.quote + market.notional(after.size, t.price)  # equity at the fill price
+        penalty = min(arith.ceil_div(n * LIQUIDATION_FEE_PPM, PPM), max(0, left))
+        covered = max(0, penalty - after.quote) if after.size == 0 else 0
+        after = self._replace(after, quote=after.quote - penalty + covered)
+        liquidated = _Leg(pos, after, funding, realized, 0, delta > 0)
+        ex = self._exchange
+        exchange = self._replace(
+            ex,
+            fee_balance=ex.fee_balance + maker_fee,
+            insurance_fund=ex.insurance_fund + penalty - covered,
+        )
+        writes: list[Leaf] = []
+        market, exchange, deletes, touched = self._book(
+            market, exchange, (maker, liquidated), writes
+        )
+        result = AppliedLiquidation(
+            t.market_id,
+            t.size,
+            t.price,
+            n,
+            maker.side(),
+            liquidated.side(),
+            penalty,
+            covered,
+            exchange.insurance_fund,
+            market.open_interest,
+            exchange.fee_balance,
+            tuple(touched),
+        )
+        return result, tuple(writes), tuple(deletes)
+
+    def _takeover(self, market: Market, pos: Position) -> tuple[Position, int, Exchange, int]:
+        """The insurance account's position after taking ``pos`` over (settled), its funding, the
+        exchange after (the merged quote goes to the fund if it nets flat), and the fund's
+        equity after: ``insurance_fund + sum(equity at mark of all insurance positions)``."""
+        key = (INSURANCE_ACCOUNT, market.market_id)
+        held = self._positions.get(key)
+        funding = 0
+        if held is None:
+            held = Position(INSURANCE_ACCOUNT, market.market_id, 0, 0, 0, market.funding_index)
+        else:
+            try:
+                held, funding = risk.settle_funding(held, market)
+            except ValueError as exc:
+                raise _overflow(exc) from exc
+        merged = _merge(held, pos)
+        ex = self._exchange
+        if merged.size == 0:
+            ex = self._replace(ex, insurance_fund=ex.insurance_fund + merged.quote)
+        solvency = ex.insurance_fund + risk.equity(merged, market)
+        for other in self.positions(account_id=INSURANCE_ACCOUNT):
+            if other.market_id != market.market_id:
+                solvency += risk.equity(other, self._markets[other.market_id])
+        return merged, funding, ex, solvency
+
+    def _plan_backstop(self, t: Backstop) -> _Plan:
+        _fields(t, (("market_id", "u", 16), ("account_id", "u", 32), ("timestamp", "u", 64)))
+        market = self._market_of(t.market_id)
+        pos, funding = self._liquidatable(t.account_id, market, t.timestamp)
+        merged, insurance_funding, exchange, solvency = self._takeover(market, pos)
+        if solvency < 0:
+            raise _reject(
+                "insurance_insolvent",
+                f"the fund's equity would be {solvency} after taking the position over",
+            )
+        held = self._positions.get((INSURANCE_ACCOUNT, t.market_id))
+        open_interest = (
+            market.open_interest
+            + max(merged.size, 0)
+            - max(pos.size, 0)
+            - max(0 if held is None else held.size, 0)
+        )
+        writes: list[Leaf] = []
+        deletes = [(t.account_id, t.market_id)]
+        if merged.size == 0:
+            deletes.append((INSURANCE_ACCOUNT, t.market_id))
+        else:
+            writes.append(merged)
+        market = self._replace(market, open_interest=open_interest)
+        writes.append(market)
+        touched = [
+            position_index(t.account_id, t.market_id),
+            position_index(INSURANCE_ACCOUNT, t.market_id),
+            market_index(t.market_id),
+        ]
+        if exchange != self._exchange:
+            writes.append(exchange)
+            touched.append(EXCHANGE_INDEX)
+        for other in self.positions(account_id=INSURANCE_ACCOUNT):
+            if other.market_id != t.market_id:
+                touched += [index_of(other), market_index(other.market_id)]
+        result = AppliedBackstop(
+            t.market_id,
+            t.account_id,
+            pos.size,
+            pos.quote,
+            funding,
+            insurance_funding,
+            None if merged.size == 0 else merged,
+            exchange.insurance_fund,
+            solvency,
+            open_interest,
+            tuple(touched),
+        )
+        return result, tuple(writes), tuple(deletes)
+
+    def _plan_deleverage(self, t: Deleverage) -> _Plan:
+        _fields(
+            t,
+            (
+                ("market_id", "u", 16),
+                ("account_id", "u", 32),
+                ("counterparty_id", "u", 32),
+                ("size", "u", 64),
+                ("timestamp", "u", 64),
+            ),
+        )
+        market = self._market_of(t.market_id)
+        _check_grid(market, t.size, None)
+        if t.account_id == INSURANCE_ACCOUNT:
+            raise _reject("insurance_account", "the insurance account is never deleveraged")
+        if t.counterparty_id == t.account_id:
+            raise _reject("self_trade", f"account {t.account_id} cannot be its own counterparty")
+        pos, funding = self._open_position(t.account_id, market)
+        _check_fresh(market, t.timestamp)
+        if not risk.is_bankrupt(pos, market):
+            raise _reject(
+                "not_bankrupt", f"equity {risk.equity(pos, market)} at the mark is not negative"
+            )
+        if t.size > abs(pos.size):
+            raise _reject("liquidation_size", f"{t.size} lots of a position of {pos.size}")
+        solvency = self._takeover(market, pos)[3]
+        if solvency >= 0:
+            raise _reject(
+                "insurance_solvent", f"the fund can take the position over (equity {solvency})"
+            )
+        other, other_funding = self._settled_position(t.counterparty_id, market)
+        if other.size * pos.size >= 0 or abs(other.size) < t.size:
+            raise _reject(
+                "counterparty_size",
+                f"counterparty holds {other.size}, needs at least {t.size} against {pos.size}",
+            )
+        # the counterparty's quote moves by floor(quote * size / |pos.size|): its share of the
+        # bankrupt quote, rounded against the counterparty; the whole quote on a full close
+        moved = arith.floor_div(pos.quote * t.size, abs(pos.size))
+        n = -moved if pos.size > 0 else moved
+        delta = -t.size if pos.size > 0 else t.size
+        bankrupt_after, realized = _trade(pos, delta, n, 0, 0, market)
+        bankrupt = _Leg(pos, bankrupt_after, funding, realized, 0, delta > 0)
+        counterparty = self._trade_leg(
+            other, other_funding, -delta, n, 0, 0, market, None, check_margin=False
+        )
+        writes: list[Leaf] = []
+        market, _, deletes, touched = self._book(
+            market, self._exchange, (bankrupt, counterparty), writes
+        )
+        result = AppliedDeleverage(
+            t.market_id,
+            t.size,
+            n,
+            bankrupt.side(),
+            counterparty.side(),
+            market.open_interest,
+            tuple(touched),
         )
         return result, tuple(writes), tuple(deletes)
 
@@ -740,6 +1624,8 @@ class Ledger:
     def _put(self, leaf: Leaf) -> None:
         if isinstance(leaf, Position):
             self._put_position(leaf)
+        elif isinstance(leaf, Order):
+            self._put_order(leaf)
         elif isinstance(leaf, Account):
             self._put_account(leaf)
         elif isinstance(leaf, Exchange):
@@ -762,6 +1648,10 @@ class Ledger:
         self._positions[(pos.account_id, pos.market_id)] = pos
         self._write(position_index(pos.account_id, pos.market_id), encode_position(pos))
 
+    def _put_order(self, order: Order) -> None:
+        self._orders[(order.account_id, order.slot)] = order
+        self._write(order_index(order.account_id, order.slot), encode_order(order))
+
     def _put_market(self, market: Market) -> None:
         self._markets[market.market_id] = market
         self._write(market_index(market.market_id), encode_market(market))
@@ -777,11 +1667,19 @@ class Ledger:
         self._tree.set(index, EMPTY)
 
 
-_PLANNERS: Final[dict[type, Callable[[Ledger, Transition], _Plan]]] = {
-    Deposit: Ledger._plan_deposit,  # type: ignore[dict-item]
-    Withdraw: Ledger._plan_withdraw,  # type: ignore[dict-item]
-    MarginTransfer: Ledger._plan_margin_transfer,  # type: ignore[dict-item]
-    Fill: Ledger._plan_fill,  # type: ignore[dict-item]
+_PLANNERS: Final[dict[type, Callable[[Ledger, Any], _Plan]]] = {
+    Deposit: Ledger._plan_deposit,
+    Withdraw: Ledger._plan_withdraw,
+    MarginTransfer: Ledger._plan_margin_transfer,
+    Fill: Ledger._plan_fill,
+    PlaceOrder: Ledger._plan_order,
+    CancelOrder: Ledger._plan_cancel,
+    OrderDone: Ledger._plan_order_done,
+    PriceUpdate: Ledger._plan_price,
+    Funding: Ledger._plan_funding,
+    Liquidate: Ledger._plan_liquidate,
+    Backstop: Ledger._plan_backstop,
+    Deleverage: Ledger._plan_deleverage,
 }
 
 

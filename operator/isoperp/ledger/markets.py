@@ -22,6 +22,11 @@ MMF_PPM: Final = 30_000  # 3% maintenance margin
 MAKER_FEE_PPM: Final = 100  # 0.01%
 TAKER_FEE_PPM: Final = 500  # 0.05%
 
+DEVNET_ORACLE: Final = "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720"
+"""The devnet oracle: anvil test account 9 of the "test test ... junk" mnemonic
+(``isoperp.devnet.devnet_account(9)``; spelled out here so the ledger does not import the devnet
+tooling, a test holds the two together). It signs the devnet's PRICE records."""
+
 
 def _devnet_market(market_id: int, symbol: str, mark_price: int) -> Market:
     return Market(

@@ -15,7 +15,16 @@ from dataclasses import dataclass, field
 
 from isoperp.hashing import keccak256
 from isoperp.ledger import arith
-from isoperp.protocol.constants import MAX_ACCOUNTS, MAX_MARKETS, PPM
+from isoperp.protocol.constants import (
+    FLAG_POST_ONLY,
+    FLAG_REDUCE_ONLY,
+    MAX_ACCOUNTS,
+    MAX_MARKETS,
+    ORDER_FLAGS_MASK,
+    ORDER_SLOTS,
+    PPM,
+    TIF_FOK,
+)
 
 _HEX_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 
@@ -199,4 +208,72 @@ class Exchange:
         _uint("forced_cursor", self.forced_cursor, 64)
 
 
-Leaf = Account | Position | Market | Exchange
+@dataclass(frozen=True, slots=True)
+class Order:
+    """An order slot leaf (type 5): the order of ``account_id`` with ``nonce`` in slot
+    ``nonce % 64``, and how much of it has filled.
+
+    An order is *live* while ``filled < size``. Closing it (cancel, IOC/FOK done) sets
+    ``size = filled``. A *tombstone* (``size == 0``, every order field zero) reserves a nonce that
+    was cancelled before it was ever registered, so it can never be registered later.
+    """
+
+    account_id: int
+    slot: int
+    nonce: int
+    market_id: int
+    is_buy: bool
+    price: int
+    size: int
+    filled: int
+    time_in_force: int
+    flags: int
+    expiry: int
+
+    def __post_init__(self) -> None:
+        _uint("account_id", self.account_id, 32)
+        _bounded("account_id", self.account_id, MAX_ACCOUNTS)
+        _uint("slot", self.slot, 8)
+        _uint("nonce", self.nonce, 64)
+        if self.slot != self.nonce % ORDER_SLOTS:
+            raise ValueError(f"slot {self.slot} != nonce {self.nonce} % {ORDER_SLOTS}")
+        _uint("market_id", self.market_id, 16)
+        _bounded("market_id", self.market_id, MAX_MARKETS)
+        if type(self.is_buy) is not bool:
+            raise TypeError(f"is_buy must be a bool, got {type(self.is_buy).__name__}")
+        _uint("price", self.price, 64)
+        _uint("size", self.size, 64)
+        _uint("filled", self.filled, 64)
+        if self.filled > self.size:
+            raise ValueError(f"filled {self.filled} > size {self.size}")
+        _uint("time_in_force", self.time_in_force, 8)
+        _bounded("time_in_force", self.time_in_force, TIF_FOK + 1)
+        _uint("flags", self.flags, 8)
+        if self.flags & ~ORDER_FLAGS_MASK:
+            raise ValueError(f"unknown order flags {self.flags:#x}")
+        _uint("expiry", self.expiry, 64)
+
+    @property
+    def live(self) -> bool:
+        """It can still fill."""
+        return self.filled < self.size
+
+    @property
+    def remaining(self) -> int:
+        return self.size - self.filled
+
+    @property
+    def post_only(self) -> bool:
+        return bool(self.flags & FLAG_POST_ONLY)
+
+    @property
+    def reduce_only(self) -> bool:
+        return bool(self.flags & FLAG_REDUCE_ONLY)
+
+    @classmethod
+    def tombstone(cls, account_id: int, nonce: int) -> Order:
+        """The closed, empty order that reserves ``nonce`` (a cancel before registration)."""
+        return cls(account_id, nonce % ORDER_SLOTS, nonce, 0, False, 0, 0, 0, 0, 0, 0)
+
+
+Leaf = Account | Position | Market | Exchange | Order

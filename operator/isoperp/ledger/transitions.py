@@ -45,15 +45,122 @@ class MarginTransfer:
 
 @dataclass(frozen=True, slots=True)
 class Fill:
-    """``size`` lots traded at the maker's ``price``; the taker bought if ``taker_is_buy``."""
+    """``size`` lots of the taker order (``taker_id``, slot ``taker_slot``) traded against the
+    resting maker order (``maker_id``, ``maker_slot``) at the maker's ``price``."""
 
     market_id: int
     maker_id: int
+    maker_slot: int
     taker_id: int
-    taker_is_buy: bool
+    taker_slot: int
     size: int
     price: int
     timestamp: int
 
 
-Transition = Deposit | Withdraw | MarginTransfer | Fill
+@dataclass(frozen=True, slots=True)
+class PlaceOrder:
+    """Registers a signed order in slot ``nonce % 64`` of its account (right before its first
+    fill). ``time_in_force``: 0 GTC, 1 IOC, 2 FOK; ``flags``: bit 0 post-only, bit 1 reduce-only;
+    ``expiry`` 0 = never. The insurance account's orders carry 65 zero bytes as signature."""
+
+    account_id: int
+    market_id: int
+    is_buy: bool
+    price: int
+    size: int
+    time_in_force: int
+    flags: int
+    nonce: int
+    expiry: int
+    signature: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOrder:
+    """The owner cancels order ``nonce`` (registered or not: an unregistered nonce is burnt)."""
+
+    account_id: int
+    nonce: int
+    signature: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class OrderDone:
+    """The operator closes an IOC/FOK order after its taker pass (its rest can never fill)."""
+
+    account_id: int
+    slot: int
+
+
+@dataclass(frozen=True, slots=True)
+class PriceUpdate:
+    """A mark price signed by the oracle key."""
+
+    market_id: int
+    price: int
+    timestamp: int
+    signature: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Funding:
+    """Advances the market's funding index at ``rate_ppm`` per 8 hours since the last record."""
+
+    market_id: int
+    rate_ppm: int
+    timestamp: int
+
+
+@dataclass(frozen=True, slots=True)
+class Liquidate:
+    """Closes ``size`` lots of a liquidatable position against the resting maker order
+    (``maker_id``, ``maker_slot``) at the maker's ``price``."""
+
+    market_id: int
+    account_id: int
+    maker_id: int
+    maker_slot: int
+    size: int
+    price: int
+    timestamp: int
+
+
+@dataclass(frozen=True, slots=True)
+class Backstop:
+    """The insurance account takes over a liquidatable position the book could not absorb."""
+
+    market_id: int
+    account_id: int
+    timestamp: int
+
+
+@dataclass(frozen=True, slots=True)
+class Deleverage:
+    """Closes ``size`` lots of a bankrupt position against the opposite position of
+    ``counterparty_id`` at the bankruptcy price (when the insurance fund cannot take it)."""
+
+    market_id: int
+    account_id: int
+    counterparty_id: int
+    size: int
+    timestamp: int
+
+
+Transition = (
+    Deposit
+    | Withdraw
+    | MarginTransfer
+    | Fill
+    | PlaceOrder
+    | CancelOrder
+    | OrderDone
+    | PriceUpdate
+    | Funding
+    | Liquidate
+    | Backstop
+    | Deleverage
+)
+
+SignedRequest = Withdraw | MarginTransfer | PlaceOrder | CancelOrder | PriceUpdate
+"""Transitions that carry an EIP-712 signature (owner's, or the oracle's for prices)."""

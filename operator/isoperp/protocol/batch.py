@@ -12,13 +12,35 @@ from typing import Final
 from eth_utils import to_checksum_address
 
 from isoperp.errors import ProtocolError
-from isoperp.ledger.transitions import Deposit, Fill, MarginTransfer, Transition, Withdraw
+from isoperp.ledger.transitions import (
+    Backstop,
+    CancelOrder,
+    Deleverage,
+    Deposit,
+    Fill,
+    Funding,
+    Liquidate,
+    MarginTransfer,
+    OrderDone,
+    PlaceOrder,
+    PriceUpdate,
+    Transition,
+    Withdraw,
+)
 from isoperp.protocol.constants import (
     BATCH_VERSION,
     MAX_BATCH_BYTES,
+    RECORD_BACKSTOP,
+    RECORD_CANCEL,
+    RECORD_DELEVERAGE,
     RECORD_DEPOSIT,
     RECORD_FILL,
+    RECORD_FUNDING,
+    RECORD_LIQUIDATE,
     RECORD_MARGIN_TRANSFER,
+    RECORD_ORDER,
+    RECORD_ORDER_DONE,
+    RECORD_PRICE,
     RECORD_WITHDRAW,
 )
 
@@ -55,8 +77,13 @@ def _signature(value: bytes) -> bytes:
     return value
 
 
-def encode_record(t: Transition) -> bytes:
-    """The record bytes of one transition (type byte included)."""
+def _flag(value: bool, name: str) -> bytes:
+    if type(value) is not bool:
+        raise ProtocolError(f"{name}={value!r} is not a bool", code="bad_record")
+    return b"\x01" if value else b"\x00"
+
+
+def _encode_account_requests(t: Transition) -> bytes | None:
     if isinstance(t, Deposit):
         return (
             bytes([RECORD_DEPOSIT])
@@ -84,17 +111,102 @@ def encode_record(t: Transition) -> bytes:
             + _uint(t.nonce, 8, "nonce")
             + _signature(t.signature)
         )
+    return None
+
+
+def _encode_orders(t: Transition) -> bytes | None:
     if isinstance(t, Fill):
         return (
             bytes([RECORD_FILL])
             + _uint(t.market_id, 2, "market_id")
             + _uint(t.maker_id, 4, "maker_id")
+            + _uint(t.maker_slot, 1, "maker_slot")
             + _uint(t.taker_id, 4, "taker_id")
-            + bytes([1 if t.taker_is_buy else 0])
+            + _uint(t.taker_slot, 1, "taker_slot")
             + _uint(t.size, 8, "size")
             + _uint(t.price, 8, "price")
             + _uint(t.timestamp, 8, "timestamp")
         )
+    if isinstance(t, PlaceOrder):
+        return (
+            bytes([RECORD_ORDER])
+            + _uint(t.account_id, 4, "account_id")
+            + _uint(t.market_id, 2, "market_id")
+            + _flag(t.is_buy, "is_buy")
+            + _uint(t.price, 8, "price")
+            + _uint(t.size, 8, "size")
+            + _uint(t.time_in_force, 1, "time_in_force")
+            + _uint(t.flags, 1, "flags")
+            + _uint(t.nonce, 8, "nonce")
+            + _uint(t.expiry, 8, "expiry")
+            + _signature(t.signature)
+        )
+    if isinstance(t, CancelOrder):
+        return (
+            bytes([RECORD_CANCEL])
+            + _uint(t.account_id, 4, "account_id")
+            + _uint(t.nonce, 8, "nonce")
+            + _signature(t.signature)
+        )
+    if isinstance(t, OrderDone):
+        return bytes([RECORD_ORDER_DONE]) + _uint(t.account_id, 4, "account_id") + _uint(
+            t.slot, 1, "slot"
+        )
+    return None
+
+
+def _encode_risk(t: Transition) -> bytes | None:
+    if isinstance(t, PriceUpdate):
+        return (
+            bytes([RECORD_PRICE])
+            + _uint(t.market_id, 2, "market_id")
+            + _uint(t.price, 8, "price")
+            + _uint(t.timestamp, 8, "timestamp")
+            + _signature(t.signature)
+        )
+    if isinstance(t, Funding):
+        return (
+            bytes([RECORD_FUNDING])
+            + _uint(t.market_id, 2, "market_id")
+            + _int(t.rate_ppm, 4, "rate_ppm")
+            + _uint(t.timestamp, 8, "timestamp")
+        )
+    if isinstance(t, Liquidate):
+        return (
+            bytes([RECORD_LIQUIDATE])
+            + _uint(t.market_id, 2, "market_id")
+            + _uint(t.account_id, 4, "account_id")
+            + _uint(t.maker_id, 4, "maker_id")
+            + _uint(t.maker_slot, 1, "maker_slot")
+            + _uint(t.size, 8, "size")
+            + _uint(t.price, 8, "price")
+            + _uint(t.timestamp, 8, "timestamp")
+        )
+    if isinstance(t, Backstop):
+        return (
+            bytes([RECORD_BACKSTOP])
+            + _uint(t.market_id, 2, "market_id")
+            + _uint(t.account_id, 4, "account_id")
+            + _uint(t.timestamp, 8, "timestamp")
+        )
+    if isinstance(t, Deleverage):
+        return (
+            bytes([RECORD_DELEVERAGE])
+            + _uint(t.market_id, 2, "market_id")
+            + _uint(t.account_id, 4, "account_id")
+            + _uint(t.counterparty_id, 4, "counterparty_id")
+            + _uint(t.size, 8, "size")
+            + _uint(t.timestamp, 8, "timestamp")
+        )
+    return None
+
+
+def encode_record(t: Transition) -> bytes:
+    """The record bytes of one transition (type byte included)."""
+    for encode in (_encode_orders, _encode_account_requests, _encode_risk):
+        record = encode(t)
+        if record is not None:
+            return record
     raise ProtocolError(f"not a transition: {type(t).__name__}", code="bad_record")
 
 
@@ -142,7 +254,52 @@ def _read_margin_transfer(r: _Reader) -> MarginTransfer:
 
 
 def _read_fill(r: _Reader) -> Fill:
-    return Fill(r.uint(2), r.uint(4), r.uint(4), r.flag(), r.uint(8), r.uint(8), r.uint(8))
+    return Fill(
+        r.uint(2), r.uint(4), r.uint(1), r.uint(4), r.uint(1), r.uint(8), r.uint(8), r.uint(8)
+    )
+
+
+def _read_order(r: _Reader) -> PlaceOrder:
+    return PlaceOrder(
+        r.uint(4),
+        r.uint(2),
+        r.flag(),
+        r.uint(8),
+        r.uint(8),
+        r.uint(1),
+        r.uint(1),
+        r.uint(8),
+        r.uint(8),
+        r.take(SIGNATURE_BYTES),
+    )
+
+
+def _read_cancel(r: _Reader) -> CancelOrder:
+    return CancelOrder(r.uint(4), r.uint(8), r.take(SIGNATURE_BYTES))
+
+
+def _read_order_done(r: _Reader) -> OrderDone:
+    return OrderDone(r.uint(4), r.uint(1))
+
+
+def _read_price(r: _Reader) -> PriceUpdate:
+    return PriceUpdate(r.uint(2), r.uint(8), r.uint(8), r.take(SIGNATURE_BYTES))
+
+
+def _read_funding(r: _Reader) -> Funding:
+    return Funding(r.uint(2), r.int(4), r.uint(8))
+
+
+def _read_liquidate(r: _Reader) -> Liquidate:
+    return Liquidate(r.uint(2), r.uint(4), r.uint(4), r.uint(1), r.uint(8), r.uint(8), r.uint(8))
+
+
+def _read_backstop(r: _Reader) -> Backstop:
+    return Backstop(r.uint(2), r.uint(4), r.uint(8))
+
+
+def _read_deleverage(r: _Reader) -> Deleverage:
+    return Deleverage(r.uint(2), r.uint(4), r.uint(4), r.uint(8), r.uint(8))
 
 
 _READERS: Final[dict[int, Callable[[_Reader], Transition]]] = {
@@ -150,6 +307,14 @@ _READERS: Final[dict[int, Callable[[_Reader], Transition]]] = {
     RECORD_WITHDRAW: _read_withdraw,
     RECORD_MARGIN_TRANSFER: _read_margin_transfer,
     RECORD_FILL: _read_fill,
+    RECORD_ORDER: _read_order,
+    RECORD_CANCEL: _read_cancel,
+    RECORD_ORDER_DONE: _read_order_done,
+    RECORD_PRICE: _read_price,
+    RECORD_FUNDING: _read_funding,
+    RECORD_LIQUIDATE: _read_liquidate,
+    RECORD_BACKSTOP: _read_backstop,
+    RECORD_DELEVERAGE: _read_deleverage,
 }
 
 
@@ -199,6 +364,14 @@ def record_sizes() -> dict[int, int]:
         Deposit(0, 0, zero, 0, 0),
         Withdraw(0, zero, 0, 0, sig),
         MarginTransfer(0, 0, 0, 0, sig),
-        Fill(0, 0, 0, False, 0, 0, 0),
+        Fill(0, 0, 0, 0, 0, 0, 0, 0),
+        PlaceOrder(0, 0, False, 0, 0, 0, 0, 0, 0, sig),
+        CancelOrder(0, 0, sig),
+        OrderDone(0, 0),
+        PriceUpdate(0, 0, 0, sig),
+        Funding(0, 0, 0),
+        Liquidate(0, 0, 0, 0, 0, 0, 0),
+        Backstop(0, 0, 0),
+        Deleverage(0, 0, 0, 0, 0),
     ]
     return {encode_record(t)[0]: len(encode_record(t)) for t in samples}

@@ -39,6 +39,31 @@ RECORD_DEPOSIT: Final = 0x01
 RECORD_WITHDRAW: Final = 0x02
 RECORD_MARGIN_TRANSFER: Final = 0x03
 RECORD_FILL: Final = 0x04
+RECORD_ORDER: Final = 0x05
+RECORD_CANCEL: Final = 0x06
+RECORD_ORDER_DONE: Final = 0x07
+RECORD_PRICE: Final = 0x08
+RECORD_FUNDING: Final = 0x09
+RECORD_LIQUIDATE: Final = 0x0A
+RECORD_BACKSTOP: Final = 0x0B
+RECORD_DELEVERAGE: Final = 0x0C
+
+# Accounts and orders (section 2)
+INSURANCE_ACCOUNT: Final = (1 << 24) - 1  # exists from genesis, owner = the zero address
+ZERO_ADDRESS: Final = "0x" + "00" * 20
+ORDER_SLOTS: Final = 64  # an order lives in slot nonce % 64 of its account
+TIF_GTC: Final = 0  # good till cancelled
+TIF_IOC: Final = 1  # immediate or cancel
+TIF_FOK: Final = 2  # fill or kill
+FLAG_POST_ONLY: Final = 1  # bit 0: never the taker
+FLAG_REDUCE_ONLY: Final = 2  # bit 1: may only reduce |position|, never flip it
+ORDER_FLAGS_MASK: Final = FLAG_POST_ONLY | FLAG_REDUCE_ONLY
+
+# Risk engine (section 3)
+MAX_PRICE_AGE: Final = 60  # seconds a mark price stays fresh for funding and liquidations
+FUNDING_PERIOD: Final = 28_800  # funding rates are quoted per 8 hours (dYdX)
+FUNDING_RATE_CAP_MULTIPLE: Final = 6  # |rate| <= 600% x (IMF - MMF) (dYdX)
+LIQUIDATION_FEE_PPM: Final = 15_000  # max liquidation penalty, 1.5% of the closed notional
 
 # Integer ranges
 PPM: Final = 1_000_000

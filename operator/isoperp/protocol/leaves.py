@@ -16,7 +16,15 @@ from __future__ import annotations
 from typing import Final
 
 from isoperp.errors import ProtocolError
-from isoperp.ledger.model import Account, Exchange, Leaf, Market, Position, checksum_address
+from isoperp.ledger.model import (
+    Account,
+    Exchange,
+    Leaf,
+    Market,
+    Order,
+    Position,
+    checksum_address,
+)
 from isoperp.protocol.constants import (
     ACCOUNT_SHIFT,
     GLOBAL_EXCHANGE,
@@ -33,6 +41,7 @@ from isoperp.protocol.constants import (
     LEAF_POSITION,
     MAX_ACCOUNTS,
     MAX_MARKETS,
+    ORDER_SLOTS,
 )
 from isoperp.tree.merkle import hash_leaf
 
@@ -77,8 +86,12 @@ def position_index(account_id: int, market_id: int) -> int:
 
 
 def order_index(account_id: int, slot: int) -> int:
-    """Index of an order fill slot (kind 2, reserved for the engine issue)."""
-    return leaf_index(KIND_ORDER, account_id, slot)
+    """Index of order slot ``slot`` (``nonce % 64``) of ``account_id`` (kind 2)."""
+    return leaf_index(
+        KIND_ORDER,
+        _check_id("account_id", account_id, MAX_ACCOUNTS),
+        _check_id("slot", slot, ORDER_SLOTS),
+    )
 
 
 def market_index(market_id: int) -> int:
@@ -100,6 +113,8 @@ def index_of(leaf: Leaf) -> int:
         return market_index(leaf.market_id)
     if isinstance(leaf, Exchange):
         return EXCHANGE_INDEX
+    if isinstance(leaf, Order):
+        return order_index(leaf.account_id, leaf.slot)
     raise TypeError(f"not a leaf: {type(leaf).__name__}")
 
 
@@ -120,6 +135,7 @@ _W_ACCOUNT: Final = _u(LEAF_ACCOUNT)
 _W_POSITION: Final = _u(LEAF_POSITION)
 _W_MARKET: Final = _u(LEAF_MARKET)
 _W_EXCHANGE: Final = _u(LEAF_EXCHANGE)
+_W_ORDER: Final = _u(LEAF_ORDER)
 
 
 def encode_account(a: Account) -> bytes:
@@ -193,10 +209,34 @@ def encode_exchange(e: Exchange) -> bytes:
     )
 
 
+def encode_order(o: Order) -> bytes:
+    """``abi.encode(uint8 5, uint32 accountId, uint8 slot, uint64 nonce, uint16 marketId,
+    bool isBuy, uint64 price, uint64 size, uint64 filled, uint8 timeInForce, uint8 flags,
+    uint64 expiry)``."""
+    return b"".join(
+        (
+            _W_ORDER,
+            _u(o.account_id),
+            _u(o.slot),
+            _u(o.nonce),
+            _u(o.market_id),
+            _u(1 if o.is_buy else 0),
+            _u(o.price),
+            _u(o.size),
+            _u(o.filled),
+            _u(o.time_in_force),
+            _u(o.flags),
+            _u(o.expiry),
+        )
+    )
+
+
 def encode_leaf(leaf: Leaf) -> bytes:
     """The leaf bytes of any model object."""
     if isinstance(leaf, Position):
         return encode_position(leaf)
+    if isinstance(leaf, Order):
+        return encode_order(leaf)
     if isinstance(leaf, Account):
         return encode_account(leaf)
     if isinstance(leaf, Market):
@@ -215,7 +255,7 @@ def leaf_hash(leaf: Leaf) -> bytes:
 # Decoding
 
 # Word layouts after the leaf-type word: ("u", bits) unsigned, ("s", bits) signed,
-# ("a", 160) address.
+# ("a", 160) address, ("b", 1) bool.
 _Layout = tuple[tuple[str, int], ...]
 _LAYOUTS: Final[dict[int, _Layout]] = {
     LEAF_ACCOUNT: (("u", 32), ("a", 160), ("u", 128), ("u", 64)),
@@ -237,10 +277,28 @@ _LAYOUTS: Final[dict[int, _Layout]] = {
         ("u", 64),
     ),
     LEAF_EXCHANGE: (("s", 128), ("u", 128), ("u", 32), ("u", 64), ("u", 64)),
+    LEAF_ORDER: (
+        ("u", 32),
+        ("u", 8),
+        ("u", 64),
+        ("u", 16),
+        ("b", 1),
+        ("u", 64),
+        ("u", 64),
+        ("u", 64),
+        ("u", 8),
+        ("u", 8),
+        ("u", 64),
+    ),
 }
 
 
-def _decode_word(word: bytes, kind: str, bits: int, position: int) -> int | str:
+def _decode_word(word: bytes, kind: str, bits: int, position: int) -> int | str | bool:
+    if kind == "b":
+        flag = int.from_bytes(word, "big")
+        if flag > 1:
+            raise ProtocolError(f"word {position}: a bool must be 0 or 1", code="bad_leaf")
+        return flag == 1
     if kind == "a":
         if word[:12] != _ADDRESS_PAD:
             raise ProtocolError(f"word {position}: address is not zero-padded", code="bad_leaf")
@@ -270,8 +328,6 @@ def decode_leaf(data: bytes) -> Leaf:
             f"leaf length {len(data)} is not a whole number of words", code="bad_leaf"
         )
     leaf_type = int.from_bytes(data[:32], "big")
-    if leaf_type == LEAF_ORDER:
-        raise ProtocolError("order slot leaves are reserved (engine issue)", code="bad_leaf")
     layout = _LAYOUTS.get(leaf_type)
     if layout is None:
         raise ProtocolError(f"unknown leaf type {leaf_type}", code="bad_leaf")
@@ -291,6 +347,8 @@ def decode_leaf(data: bytes) -> Leaf:
             return Position(*values)  # type: ignore[arg-type]
         if leaf_type == LEAF_MARKET:
             return Market(*values)  # type: ignore[arg-type]
+        if leaf_type == LEAF_ORDER:
+            return Order(*values)  # type: ignore[arg-type]
         return Exchange(*values)  # type: ignore[arg-type]
     except (TypeError, ValueError) as exc:
         raise ProtocolError(f"leaf type {leaf_type}: {exc}", code="bad_leaf") from exc

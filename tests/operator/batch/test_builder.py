@@ -7,12 +7,12 @@ from isoperp.batch.builder import BatchBuilder, BatchFull, deposit_prefix_step
 from isoperp.errors import TransitionRejected
 from isoperp.hashing import keccak256
 from isoperp.ledger.ledger import Ledger
-from isoperp.ledger.markets import DEVNET_MARKETS
-from isoperp.ledger.transitions import Deposit, Fill, MarginTransfer, Withdraw
+from isoperp.ledger.markets import DEVNET_MARKETS, DEVNET_ORACLE
+from isoperp.ledger.transitions import Deposit, Fill, MarginTransfer, PlaceOrder, Withdraw
 from isoperp.protocol.batch import decode_batch, encode_record
 from isoperp.protocol.constants import TRACE_TREE_DEPTH, WITHDRAWAL_TREE_DEPTH
 from isoperp.protocol.header import CheckpointHeader, WithdrawalLeaf, trace_leaf_hash
-from isoperp.protocol.signing import Domain, request_digest, sign_digest
+from isoperp.protocol.signing import Domain, request_digest, sign_digest, sign_request
 from isoperp.tree.merkle import SparseMerkleTree, verify_proof
 
 DOMAIN = Domain(31337, "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512")
@@ -33,7 +33,7 @@ def margin(account_id, market_id, amount, nonce, who):
 
 @pytest.fixture
 def ledger():
-    return Ledger.genesis(DEVNET_MARKETS, DOMAIN)
+    return Ledger.genesis(DEVNET_MARKETS, DOMAIN, DEVNET_ORACLE)
 
 
 @pytest.fixture
@@ -89,9 +89,12 @@ def test_replaying_batch_data_reproduces_the_root(ledger, genesis):
     b.add(Deposit(1, 1, BOB.address, 5_000_000, 1))
     b.add(margin(0, 0, 2_000_000, 0, ALICE))
     b.add(margin(1, 0, 2_000_000, 0, BOB))
-    b.add(Fill(0, 0, 1, True, 10, 600_000, 2))
+    for who, account_id, is_buy in ((ALICE, 0, False), (BOB, 1, True)):
+        order = PlaceOrder(account_id, 0, is_buy, 600_000, 10, 0, 0, 0, 0, b"")
+        b.add(sign_request(bytes(who.key), DOMAIN, order))
+    b.add(Fill(0, 0, 0, 1, 0, 10, 600_000, 2))
     sealed = b.seal(timestamp=3)
-    fresh = Ledger.genesis(DEVNET_MARKETS, DOMAIN)
+    fresh = Ledger.genesis(DEVNET_MARKETS, DOMAIN, DEVNET_ORACLE)
     for t in decode_batch(sealed.data):
         fresh.apply(t)
     assert fresh.state_root == sealed.header.state_root

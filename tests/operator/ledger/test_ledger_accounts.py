@@ -13,7 +13,7 @@ from isoperp.ledger.ledger import AppliedDeposit, Ledger, rebuild_root
 from isoperp.ledger.markets import BTC_USD, DEVNET_MARKETS, ETH_USD
 from isoperp.ledger.model import Account, Exchange
 from isoperp.ledger.transitions import Deposit
-from isoperp.protocol.constants import STATE_TREE_DEPTH
+from isoperp.protocol.constants import INSURANCE_ACCOUNT, STATE_TREE_DEPTH, ZERO_ADDRESS
 from isoperp.protocol.leaves import (
     EXCHANGE_INDEX,
     account_index,
@@ -27,44 +27,57 @@ from isoperp.tree.merkle import EMPTY, SparseMerkleTree, hash_leaf, verify_proof
 # -- genesis ---------------------------------------------------------------------------------------
 
 
-def test_genesis_devnet_root_matches_tree_of_eth_abi_leaves(domain) -> None:
-    ledger = Ledger.genesis(DEVNET_MARKETS, domain)
+def test_genesis_devnet_root_matches_tree_of_eth_abi_leaves(domain, oracle) -> None:
+    ledger = Ledger.genesis(DEVNET_MARKETS, domain, oracle)
     exchange = abi_encode(
         ["uint8", "int128", "uint128", "uint32", "uint64", "uint64"], [4] + [0] * 5
+    )
+    insurance = abi_encode(
+        ["uint8", "uint32", "address", "uint128", "uint64"], [1, 2**24 - 1, ZERO_ADDRESS, 0, 0]
     )
     tree = SparseMerkleTree(STATE_TREE_DEPTH)
     tree.set(market_index(0), keccak256(b"\x00" + encode_market(BTC_USD)))
     tree.set(market_index(1), keccak256(b"\x00" + encode_market(ETH_USD)))
     tree.set(EXCHANGE_INDEX, keccak256(b"\x00" + exchange))
+    tree.set(account_index(2**24 - 1), keccak256(b"\x00" + insurance))
     assert ledger.state_root == tree.root
     assert ledger.leaf_bytes(EXCHANGE_INDEX) == exchange
     assert ledger.exchange == Exchange(0, 0, 0, 0, 0)
     assert ledger.markets == DEVNET_MARKETS
     assert [m.symbol for m in ledger.markets] == ["BTC-USD", "ETH-USD"]
     assert ledger.market(1) == ETH_USD and ledger.market(2) is None
-    assert list(ledger.accounts()) == [] and list(ledger.positions()) == []
+    assert list(ledger.accounts()) == [Account(INSURANCE_ACCOUNT, ZERO_ADDRESS, 0, 0)]
+    assert list(ledger.positions()) == [] and list(ledger.orders()) == []
+    assert ledger.account_id_of(ZERO_ADDRESS) == INSURANCE_ACCOUNT
+    assert ledger.oracle == oracle
     assert ledger.total_liabilities() == 0
     ledger.check_invariants(net_deposits=0)
 
 
-def test_genesis_duplicate_market_raises_config_error(domain) -> None:
+def test_genesis_duplicate_market_raises_config_error(domain, oracle) -> None:
     with pytest.raises(ConfigError):
-        Ledger.genesis([BTC_USD, BTC_USD], domain)
+        Ledger.genesis([BTC_USD, BTC_USD], domain, oracle)
 
 
-def test_genesis_open_interest_raises_config_error(domain) -> None:
+def test_genesis_open_interest_raises_config_error(domain, oracle) -> None:
     with pytest.raises(ConfigError):
-        Ledger.genesis([dataclasses.replace(BTC_USD, open_interest=1)], domain)
+        Ledger.genesis([dataclasses.replace(BTC_USD, open_interest=1)], domain, oracle)
 
 
-def test_genesis_not_a_market_raises_config_error(domain) -> None:
+def test_genesis_not_a_market_raises_config_error(domain, oracle) -> None:
     with pytest.raises(ConfigError):
-        Ledger.genesis([Exchange(0, 0, 0, 0, 0)], domain)  # type: ignore[list-item]
+        Ledger.genesis([Exchange(0, 0, 0, 0, 0)], domain, oracle)  # type: ignore[list-item]
 
 
-def test_ledger_bad_domain_raises_type_error() -> None:
+def test_ledger_bad_domain_raises_type_error(oracle) -> None:
     with pytest.raises(TypeError):
-        Ledger.genesis(DEVNET_MARKETS, "31337")  # type: ignore[arg-type]
+        Ledger.genesis(DEVNET_MARKETS, "31337", oracle)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("oracle", ["0x1234", ZERO_ADDRESS, 5])
+def test_genesis_bad_oracle_raises_config_error(domain, oracle) -> None:
+    with pytest.raises(ConfigError):
+        Ledger.genesis(DEVNET_MARKETS, domain, oracle)
 
 
 def test_proof_of_every_leaf_verifies_against_root(h) -> None:
@@ -98,10 +111,11 @@ def test_from_leaves_snapshot_reproduces_state(h, domain) -> None:
     a = h.funded(5_000_000, 2_000_000)
     b = h.funded(5_000_000, 2_000_000)
     h.fill(a, b, 3, 600_000)
-    restored = Ledger.from_leaves(h.ledger.leaves(), domain)
+    restored = Ledger.from_leaves(h.ledger.leaves(), domain, h.ledger.oracle)
     assert restored.state_root == h.ledger.state_root
     assert list(restored.accounts()) == list(h.ledger.accounts())
     assert list(restored.positions()) == list(h.ledger.positions())
+    assert list(restored.orders()) == list(h.ledger.orders()) and len(list(restored.orders())) == 2
     assert restored.exchange == h.ledger.exchange
     assert restored.account_id_of(b.address.lower()) == b.account_id
 
@@ -110,25 +124,35 @@ def test_from_leaves_misplaced_leaf_raises_protocol_error(h, domain) -> None:
     leaves = dict(h.ledger.leaves())
     leaves[market_index(5)] = leaves.pop(market_index(1))
     with pytest.raises(ProtocolError):
-        Ledger.from_leaves(leaves.items(), domain)
+        Ledger.from_leaves(leaves.items(), domain, h.ledger.oracle)
 
 
 def test_from_leaves_inconsistent_state_raises_protocol_error(h, domain) -> None:
     leaves = dict(h.ledger.leaves())
     leaves[market_index(0)] = encode_market(dataclasses.replace(BTC_USD, open_interest=5))
     with pytest.raises(ProtocolError, match="open interest"):
-        Ledger.from_leaves(leaves.items(), domain)
+        Ledger.from_leaves(leaves.items(), domain, h.ledger.oracle)
+    leaves = dict(h.ledger.leaves())
+    del leaves[account_index(INSURANCE_ACCOUNT)]
+    with pytest.raises(ProtocolError, match="account ids"):
+        Ledger.from_leaves(leaves.items(), domain, h.ledger.oracle)
     leaves = dict(h.ledger.leaves())
     del leaves[EXCHANGE_INDEX]
     with pytest.raises(ProtocolError, match="exchange"):
-        Ledger.from_leaves(leaves.items(), domain)
+        Ledger.from_leaves(leaves.items(), domain, h.ledger.oracle)
 
 
 def test_rebuild_root_from_models_matches_incremental(h) -> None:
     a = h.funded(5_000_000, 2_000_000)
     b = h.funded(5_000_000, 2_000_000)
     h.fill(a, b, 3, 600_000)
-    leaves = [*h.ledger.accounts(), *h.ledger.positions(), *h.ledger.markets, h.ledger.exchange]
+    leaves = [
+        *h.ledger.accounts(),
+        *h.ledger.positions(),
+        *h.ledger.orders(),
+        *h.ledger.markets,
+        h.ledger.exchange,
+    ]
     assert rebuild_root(leaves) == h.ledger.state_root
 
 
@@ -212,3 +236,19 @@ def test_deposit_collateral_overflow_rejects(h, new_user) -> None:
     alice = new_user()
     h.deposit(alice, (1 << 128) - 1)
     h.reject(Deposit(1, 0, alice.address, 1, 0), "overflow")
+
+
+def test_deposit_for_zero_address_rejects_insurance_account(h) -> None:
+    h.reject(Deposit(0, INSURANCE_ACCOUNT, ZERO_ADDRESS, 100, 0), "insurance_account")
+    h.reject(Deposit(0, 0, ZERO_ADDRESS, 100, 0), "insurance_account")
+
+
+def test_deposit_new_owner_insurance_id_rejects_bad_account_id(h, new_user) -> None:
+    h.reject(Deposit(0, INSURANCE_ACCOUNT, new_user().address, 100, 0), "bad_account_id")
+
+
+def test_deposit_last_id_before_insurance_rejects_accounts_full(h, new_user) -> None:
+    # only reachable after 2^24 - 1 accounts: put the counter there directly
+    full = dataclasses.replace(h.ledger.exchange, next_account_id=INSURANCE_ACCOUNT)
+    h.ledger._put_exchange(full)
+    h.reject(Deposit(0, INSURANCE_ACCOUNT, new_user().address, 100, 0), "accounts_full")

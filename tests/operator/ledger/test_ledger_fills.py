@@ -1,4 +1,5 @@
-"""Fills: open, add, reduce, flip, close with exact quote/basis/fee/realized numbers; rejections.
+"""Fills: open, add, reduce, flip, close with exact quote/basis/fee/realized numbers; the order
+checks (price, side, expiry, overfill, post-only, reduce-only); rejections.
 
 Devnet BTC-USD: notionalExp 0 (1 lot at 1 tick = 1 micro-USDC), maker 100 ppm, taker 500 ppm,
 IMF 5%, mark 600,000 ticks. Every number below is worked out by hand in the comments.
@@ -12,9 +13,16 @@ import pytest
 
 from isoperp.ledger.ledger import AppliedFill, FillSide
 from isoperp.ledger.markets import BTC_USD, ETH_USD
-from isoperp.ledger.model import Position
-from isoperp.ledger.transitions import Fill
-from isoperp.protocol.leaves import EXCHANGE_INDEX, market_index, position_index
+from isoperp.ledger.model import Order, Position
+from isoperp.ledger.transitions import Fill, Funding
+from isoperp.protocol.constants import FLAG_POST_ONLY, FLAG_REDUCE_ONLY, TIF_IOC
+from isoperp.protocol.leaves import (
+    EXCHANGE_INDEX,
+    account_index,
+    market_index,
+    order_index,
+    position_index,
+)
 
 
 def _scenario(h, steps: int):
@@ -39,24 +47,30 @@ def test_fill_open_sets_quote_basis_fees(h) -> None:
     # M: quote = 1e9 + 6e9 - 600,000 = 6,999,400,000; basis -6e9
     taker_pos = Position(t.account_id, 0, 10_000, -5_003_000_000, 6_000_000_000, 0)
     maker_pos = Position(m.account_id, 0, -10_000, 6_999_400_000, -6_000_000_000, 0)
+    # both orders (nonce 0, slot 0) are filled completely
+    maker_order = Order(m.account_id, 0, 0, 0, False, 600_000, 10_000, 10_000, 0, 0, 0)
+    taker_order = Order(t.account_id, 0, 0, 0, True, 600_000, 10_000, 10_000, 0, 0, 0)
     assert r == AppliedFill(
         market_id=0,
         size=10_000,
         price=600_000,
         notional=6_000_000_000,
-        maker=FillSide(m.account_id, True, False, 600_000, 0, maker_pos),
-        taker=FillSide(t.account_id, False, True, 3_000_000, 0, taker_pos),
+        maker=FillSide(m.account_id, True, False, 600_000, 0, 0, 0, maker_pos, maker_order),
+        taker=FillSide(t.account_id, False, True, 3_000_000, 0, 0, 0, taker_pos, taker_order),
         open_interest=10_000,
         fee_balance=3_600_000,
         touched=(
             position_index(m.account_id, 0),
+            order_index(m.account_id, 0),
             position_index(t.account_id, 0),
+            order_index(t.account_id, 0),
             market_index(0),
             EXCHANGE_INDEX,
         ),
     )
     assert h.ledger.position(t.account_id, 0) == taker_pos
     assert h.ledger.position(m.account_id, 0) == maker_pos
+    assert h.ledger.order(m.account_id, 0) == maker_order and not maker_order.live
     assert h.ledger.market(0).open_interest == 10_000
     assert h.ledger.exchange.fee_balance == 3_600_000
     h.ledger.check_invariants(h.net_deposits)
@@ -135,7 +149,7 @@ def test_fill_flip_closes_then_opens_rest(h) -> None:
     h.ledger.check_invariants(h.net_deposits)
 
 
-def test_fill_close_flattens_and_margin_can_leave(h) -> None:
+def test_fill_close_flattens_and_returns_margin(h) -> None:
     m, t, results = _scenario(h, 5)
     r = results[-1]
     # T buys 2,000 at 598,000: n = 1,196,000,000; taker fee 598,000; maker fee 119,600
@@ -143,25 +157,30 @@ def test_fill_close_flattens_and_margin_can_leave(h) -> None:
     #    quote = 2,186,901,250 - 1,196,000,000 - 598,000 = 990,303,250
     # M: realized = 1,196,000,000 - 1,198,000,000 = -2,000,000
     #    quote = -198,419,750 + 1,196,000,000 - 119,600 = 997,460,650
-    # fees: 11,518,500 + 717,600 = 12,236,100; the two quotes plus fees are the 2e9 moved in
+    # fees: 11,518,500 + 717,600 = 12,236,100; the two quotes plus fees are the 2e9 moved in.
+    # Both positions end flat: their quotes move back to free collateral, the leaves go away.
     assert (r.taker.realized_pnl, r.maker.realized_pnl) == (2_000_000, -2_000_000)
-    assert h.ledger.position(t.account_id, 0) == Position(t.account_id, 0, 0, 990_303_250, 0, 0)
-    assert h.ledger.position(m.account_id, 0) == Position(m.account_id, 0, 0, 997_460_650, 0, 0)
+    assert (r.taker.released, r.maker.released) == (990_303_250, 997_460_650)
+    assert r.taker.position is None and r.maker.position is None
+    assert h.ledger.position(t.account_id, 0) is None and h.ledger.position(m.account_id, 0) is None
+    assert h.ledger.leaf_bytes(position_index(t.account_id, 0)) is None
+    assert h.ledger.account(t.account_id).collateral == 4_000_000_000 + 990_303_250
+    assert h.ledger.account(m.account_id).collateral == 4_000_000_000 + 997_460_650
     assert h.ledger.exchange.fee_balance == 12_236_100
     assert 990_303_250 + 997_460_650 + 12_236_100 == 2_000_000_000
     assert r.open_interest == 0
+    assert account_index(t.account_id) in r.touched and account_index(m.account_id) in r.touched
     h.ledger.check_invariants(h.net_deposits)
     # realized PnL over the round trips: T 6,766,667 - 8,266,667 + 2,000,000 = 500,000, less fees
-    h.reject(h.margin_tx(t, 0, -990_303_251), "insufficient_margin")
-    h.margin(t, 0, -990_303_250)
-    assert h.ledger.position(t.account_id, 0) is None
-    assert h.ledger.account(t.account_id).collateral == 4_990_303_250
+    h.reject(h.margin_tx(t, 0, -1), "no_position")
+    h.withdraw(t, 4_990_303_250)
     h.ledger.check_invariants(h.net_deposits)
 
 
 def test_fill_close_to_zero_quote_deletes_position(harness_factory) -> None:
     # zero fees, IMF 50%, mark 100: A (margin 50) buys 1 at 100 -> quote -50, equity 50 >= IMR 50;
-    # A sells 1 at 50 -> quote 0, size 0: the position is empty and its leaf is deleted
+    # A sells 1 at 50 -> quote 0, size 0: the position is empty and its leaf is deleted, nothing
+    # to release; B closes with quote 1,050, which moves back to its free collateral
     market = dataclasses.replace(
         BTC_USD, mark_price=100, imf_ppm=500_000, maker_fee_ppm=0, taker_fee_ppm=0
     )
@@ -171,12 +190,15 @@ def test_fill_close_to_zero_quote_deletes_position(harness_factory) -> None:
     h.fill(b, a, 1, 100, taker_is_buy=True)
     assert h.ledger.position(a.account_id, 0) == Position(a.account_id, 0, 1, -50, 100, 0)
     r = h.fill(b, a, 1, 50, taker_is_buy=False)
-    assert r.taker.position is None and r.taker.realized_pnl == -50
+    assert r.taker.position is None and r.taker.realized_pnl == -50 and r.taker.released == 0
+    assert account_index(a.account_id) not in r.touched
     assert h.ledger.position(a.account_id, 0) is None
     assert h.ledger.leaf_bytes(position_index(a.account_id, 0)) is None
-    assert h.ledger.position(b.account_id, 0) == Position(b.account_id, 0, 0, 1_050, 0, 0)
+    assert h.ledger.account(a.account_id).collateral == 950
+    assert r.maker.released == 1_050 and h.ledger.position(b.account_id, 0) is None
+    assert h.ledger.account(b.account_id).collateral == 1_050
     h.ledger.check_invariants(h.net_deposits)
-    h.reject(Fill(0, b.account_id, a.account_id, True, 1, 100, 0), "no_position")
+    h.reject(h.fill_tx(b, a, 1, 100), "no_position")
 
 
 def test_fill_maker_rebate_paid_from_taker_fee(harness_factory) -> None:
@@ -211,7 +233,7 @@ def test_fill_rebate_beyond_fee_balance_rejects_fee_underflow(harness_factory) -
         h.margin(user, 0, 1_000_000_000)
         h.margin(user, 1, 1_000_000_000)
     # n = 1,000 * 300,000 = 300,000,000: maker rebate 150,000, taker fee 30,000 -> net -120,000
-    h.reject(Fill(1, m.account_id, t.account_id, True, 1_000, 300_000, 0), "fee_underflow")
+    h.reject(h.fill_tx(m, t, 1_000, 300_000, market_id=1), "fee_underflow")
     # market 0 fees fill the pool: n = 1,000 * 600,000 = 6e8 -> 300,000 + 60,000 = 360,000
     h.fill(m, t, 1_000, 600_000, market_id=0)
     assert h.ledger.exchange.fee_balance == 360_000
@@ -226,9 +248,7 @@ def test_fill_taker_imr_boundary(h) -> None:
     #   s = 33,003: equity 990,099,100 >= IMR 990,090,000;  s = 33,004: 990,098,800 < 990,120,000
     m = h.funded(50_000_000_000, 50_000_000_000)
     t = h.funded(1_000_000_000, 1_000_000_000)
-    e = h.reject(
-        Fill(0, m.account_id, t.account_id, True, 33_004, 600_000, 0), "insufficient_margin"
-    )
+    e = h.reject(h.fill_tx(m, t, 33_004, 600_000), "insufficient_margin")
     assert "990098800" in e.message.replace(",", "") and "990120000" in e.message
     r = h.fill(m, t, 33_003, 600_000)
     assert r.taker.position.equity(600_000, BTC_USD) == 990_099_100
@@ -238,7 +258,7 @@ def test_fill_taker_imr_boundary(h) -> None:
 def test_fill_maker_insufficient_margin_rejects(h) -> None:
     m = h.funded(1_000_000_000, 1_000)
     t = h.funded(50_000_000_000, 50_000_000_000)
-    h.reject(Fill(0, m.account_id, t.account_id, True, 10, 600_000, 0), "insufficient_margin")
+    h.reject(h.fill_tx(m, t, 10, 600_000), "insufficient_margin")
 
 
 def test_fill_margin_checked_at_mark_not_trade_price(h) -> None:
@@ -251,21 +271,35 @@ def test_fill_margin_checked_at_mark_not_trade_price(h) -> None:
     assert r.taker.position.equity(600_000, BTC_USD) == 300_850_000
 
 
-def test_fill_reduce_only_skips_margin_check(h) -> None:
+def test_fill_reduce_lowering_equity_over_mmr_rejects(h) -> None:
     # T: 400 USDC margin, buys 10,000 at 600,000 -> quote = 4e8 - 6e9 - 3e6 = -5,603,000,000
-    #    (equity 397,000,000 >= IMR 300,000,000)
+    #    (equity 397,000,000 >= IMR 300,000,000; MMR 180,000,000)
     # T sells 5,000 at 540,000: n = 2.7e9, fee 1,350,000 -> quote = -2,904,350,000, size 5,000;
-    #    equity at mark = -2,904,350,000 + 3e9 = 95,650,000 < IMR 150,000,000, but it only reduced
+    #    equity at mark = 95,650,000 < IMR 150,000,000, and equity/MMR falls from
+    #    397/180 to 95.65/90: 95,650,000 * 180,000,000 < 397,000,000 * 90,000,000 -> rejected
     m = h.funded(50_000_000_000, 50_000_000_000)
     t = h.funded(400_000_000, 400_000_000)
     h.fill(m, t, 10_000, 600_000)
-    r = h.fill(m, t, 5_000, 540_000, taker_is_buy=False)
+    h.reject(h.fill_tx(m, t, 5_000, 540_000, taker_is_buy=False), "insufficient_margin")
+
+
+def test_fill_reduce_below_imr_raising_equity_over_mmr_succeeds(h) -> None:
+    # the same long (quote -5,603,000,000) after the mark falls to 570,000: equity 97,000,000
+    # < IMR 285,000,000 (even < MMR 171,000,000). Selling 5,000 at 570,000:
+    #   n = 2,850,000,000, fee 1,425,000 -> quote -2,754,425,000, equity 95,575,000 < IMR
+    #   142,500,000; MMR 171,000,000 -> 85,500,000; 95,575,000 * 171e6 >= 97e6 * 85.5e6: accepted
+    m = h.funded(50_000_000_000, 50_000_000_000)
+    t = h.funded(400_000_000, 400_000_000)
+    h.fill(m, t, 10_000, 600_000)
+    h.set_price(570_000, 100)
+    r = h.fill(m, t, 5_000, 570_000, taker_is_buy=False)
     pos = r.taker.position
-    assert pos == Position(t.account_id, 0, 5_000, -2_904_350_000, 3_000_000_000, 0)
-    assert pos.equity(600_000, BTC_USD) == 95_650_000 < pos.initial_margin(600_000, BTC_USD)
-    assert r.taker.realized_pnl == 2_700_000_000 - 3_000_000_000
-    # adding to it now is checked and fails
-    h.reject(Fill(0, m.account_id, t.account_id, True, 1, 600_000, 0), "insufficient_margin")
+    assert pos == Position(t.account_id, 0, 5_000, -2_754_425_000, 3_000_000_000, 0)
+    assert pos.equity(570_000, BTC_USD) == 95_575_000 < pos.initial_margin(570_000, BTC_USD)
+    assert r.taker.realized_pnl == 2_850_000_000 - 3_000_000_000
+    # adding to it now is checked against the initial margin and fails
+    h.reject(h.fill_tx(m, t, 1, 570_000), "insufficient_margin")
+    h.ledger.check_invariants(h.net_deposits)
 
 
 def test_fill_flip_is_margin_checked(h) -> None:
@@ -275,8 +309,58 @@ def test_fill_flip_is_margin_checked(h) -> None:
     m = h.funded(50_000_000_000, 50_000_000_000)
     t = h.funded(305_000_000, 305_000_000)
     h.fill(m, t, 10_000, 600_000)
-    h.reject(Fill(0, m.account_id, t.account_id, False, 20_000, 600_000, 0), "insufficient_margin")
-    h.fill(m, t, 10_000, 600_000, taker_is_buy=False)  # closing it is fine
+    h.reject(h.fill_tx(m, t, 20_000, 600_000, taker_is_buy=False), "insufficient_margin")
+    # closing it is fine: quote = -5,698,000,000 + 6e9 - 3e6 = 299,000,000 goes back to collateral
+    r = h.fill(m, t, 10_000, 600_000, taker_is_buy=False)
+    assert r.taker.released == 299_000_000
+    assert h.ledger.account(t.account_id).collateral == 299_000_000
+
+
+def test_fill_close_with_negative_quote_rejects(harness_factory) -> None:
+    # zero fees, IMF 50%, mark 100: A (margin 50) buys 1 at 100 -> quote -50; selling it back at
+    # 49 would leave quote -1 on a flat position (dYdX: a closed position keeps quote >= 0)
+    market = dataclasses.replace(
+        BTC_USD, mark_price=100, imf_ppm=500_000, maker_fee_ppm=0, taker_fee_ppm=0
+    )
+    h = harness_factory([market])
+    a = h.funded(1_000, 50)
+    b = h.funded(1_000, 1_000)
+    h.fill(b, a, 1, 100)
+    e = h.reject(h.fill_tx(b, a, 1, 49, taker_is_buy=False), "insufficient_margin")
+    assert "quote -1" in e.message
+
+
+def test_fill_settles_funding_first(h) -> None:
+    # T long 10,000 and M short 10,000 at index 0; funding at 10,000 ppm (1%) for 8 h at mark
+    # 600,000 moves the index by 10,000 * 28,800 * 600,000 / 28,800 = 6,000,000,000 (micro-USDC
+    # per lot, x1e6): T pays floor(-6e9 * 10,000 / 1e6) = -60,000,000 (1% of $6,000), M receives
+    # it, both at their next touch
+    m, t, _ = _scenario(h, 1)
+    h.set_price(600_000, 1_000)
+    h.ledger.apply(Funding(0, 0, 1_000))  # starts the clock
+    h.set_price(600_000, 1_000 + 28_800)
+    r = h.ledger.apply(Funding(0, 10_000, 1_000 + 28_800))
+    assert r.index_delta == 6_000_000_000
+    f = h.fill(m, t, 1_000, 600_000, taker_is_buy=False)  # T sells 1,000 back to M
+    assert (f.taker.funding, f.maker.funding) == (-60_000_000, 60_000_000)
+    # T: -5,003,000,000 - 60,000,000 + 600,000,000 - 300,000 = -4,463,300,000
+    assert f.taker.position.quote == -4_463_300_000
+    assert f.taker.position.funding_index == f.maker.position.funding_index == 6_000_000_000
+    h.ledger.check_invariants(h.net_deposits)
+
+
+def test_fill_partial_fills_accumulate_until_closed(h) -> None:
+    m = h.funded(5_000_000_000, 1_000_000_000)
+    t = h.funded(5_000_000_000, 1_000_000_000)
+    maker = h.place(m, False, 600_000, 100).order
+    taker = h.place(t, True, 600_100, 250).order
+    fill = Fill(0, m.account_id, maker.slot, t.account_id, taker.slot, 60, 600_000, 7)
+    r1 = h.ledger.apply(fill)
+    assert (r1.maker.order.filled, r1.taker.order.filled) == (60, 60)
+    r2 = h.ledger.apply(dataclasses.replace(fill, size=40))
+    assert not r2.maker.order.live and r2.taker.order.remaining == 150
+    h.reject(dataclasses.replace(fill, size=1), "order_closed")
+    assert h.ledger.position(t.account_id, 0).size == 100
 
 
 # -- rejections ------------------------------------------------------------------------------------
@@ -284,74 +368,162 @@ def test_fill_flip_is_margin_checked(h) -> None:
 
 @pytest.fixture
 def gridded(harness_factory):
-    """A market with price tick 10, size step 5, min size 10; two funded users."""
+    """A market with price tick 10, size step 5, min size 10; two funded users with a resting
+    sell order of M (slot 0: 100 lots at 600,010) and a buy order of T (slot 0: 100 at 600,100)."""
     h = harness_factory([dataclasses.replace(BTC_USD, price_tick=10, size_step=5, min_size=10)])
     m = h.funded(5_000_000_000, 1_000_000_000)
     t = h.funded(5_000_000_000, 1_000_000_000)
+    h.place(m, False, 600_010, 100)
+    h.place(t, True, 600_100, 100)
     return h, m, t
+
+
+def _fill(m, t, size=10, price=600_010, **kw):
+    fill = Fill(0, m.account_id, 0, t.account_id, 0, size, price, 7)
+    return dataclasses.replace(fill, **kw)
 
 
 @pytest.mark.parametrize("price", [600_005, 1, 9, 0])
 def test_fill_off_tick_rejects(gridded, price: int) -> None:
     h, m, t = gridded
-    h.reject(Fill(0, m.account_id, t.account_id, True, 10, price, 0), "off_tick")
+    h.reject(_fill(m, t, price=price), "off_tick")
 
 
-@pytest.mark.parametrize("size", [0, 5, 12, 14])
+@pytest.mark.parametrize("size", [0, 12, 14])
 def test_fill_bad_size_rejects(gridded, size: int) -> None:
     h, m, t = gridded
-    h.reject(Fill(0, m.account_id, t.account_id, True, size, 600_000, 0), "bad_size")
+    h.reject(_fill(m, t, size=size), "bad_size")
 
 
 def test_fill_on_grid_succeeds(gridded) -> None:
     h, m, t = gridded
-    assert h.fill(m, t, 15, 600_010).size == 15
+    assert h.ledger.apply(_fill(m, t, size=15)).size == 15
+    # a fill may be smaller than the market's minimum order size (min size binds orders)
+    assert h.ledger.apply(_fill(m, t, size=5)).size == 5
 
 
-def test_fill_unknown_market_rejects(h) -> None:
-    m = h.funded(5_000_000, 1_000_000)
-    t = h.funded(5_000_000, 1_000_000)
-    h.reject(Fill(2, m.account_id, t.account_id, True, 1, 600_000, 0), "unknown_market")
+def test_fill_unknown_market_rejects(gridded) -> None:
+    h, m, t = gridded
+    h.reject(_fill(m, t, market_id=2), "unknown_market")
 
 
-def test_fill_self_trade_rejects(h) -> None:
-    m = h.funded(5_000_000, 1_000_000)
-    h.reject(Fill(0, m.account_id, m.account_id, True, 1, 600_000, 0), "self_trade")
+def test_fill_self_trade_rejects(gridded) -> None:
+    h, m, _ = gridded
+    h.place(m, True, 600_010, 100)  # M's own buy order in slot 1
+    h.reject(Fill(0, m.account_id, 0, m.account_id, 1, 10, 600_010, 7), "self_trade")
+
+
+def test_fill_missing_order_rejects_no_order(gridded) -> None:
+    h, m, t = gridded
+    h.reject(_fill(m, t, maker_slot=5), "no_order")
+    h.reject(_fill(m, t, taker_slot=5), "no_order")
+
+
+def test_fill_maker_order_of_other_market_rejects(harness_factory) -> None:
+    h = harness_factory()
+    m = h.funded(5_000_000_000, 1_000_000_000)
+    t = h.funded(5_000_000_000, 1_000_000_000)
+    h.place(m, False, 300_000, 10, market_id=1)
+    h.place(t, True, 300_000, 10)
+    h.reject(Fill(0, m.account_id, 0, t.account_id, 0, 10, 300_000, 7), "market_mismatch")
+    h.reject(Fill(1, m.account_id, 0, t.account_id, 0, 10, 300_000, 7), "market_mismatch")
+
+
+def test_fill_same_side_rejects(gridded) -> None:
+    h, m, t = gridded
+    h.place(t, False, 600_010, 100)  # T's sell order, slot 1
+    h.reject(_fill(m, t, taker_slot=1), "same_side")
+
+
+def test_fill_maker_ioc_rejects_maker_not_resting(gridded) -> None:
+    h, m, t = gridded
+    h.place(m, False, 600_010, 100, tif=TIF_IOC)  # slot 1
+    h.reject(_fill(m, t, maker_slot=1), "maker_not_resting")
+
+
+def test_fill_post_only_taker_rejects(gridded) -> None:
+    h, m, t = gridded
+    h.place(t, True, 600_100, 100, flags=FLAG_POST_ONLY)  # slot 1
+    h.reject(_fill(m, t, taker_slot=1), "post_only_taker")
+    # a post-only order is fine as the maker
+    h.place(m, False, 600_010, 100, flags=FLAG_POST_ONLY)  # M's slot 1
+    assert h.ledger.apply(_fill(m, t, maker_slot=1)).size == 10
+
+
+def test_fill_price_not_the_makers_rejects(gridded) -> None:
+    h, m, t = gridded
+    h.reject(_fill(m, t, price=600_020), "maker_price")
+
+
+def test_fill_beyond_taker_limit_rejects(gridded) -> None:
+    h, m, t = gridded
+    h.place(m, False, 600_110, 100)  # slot 1: above T's limit 600,100
+    h.reject(_fill(m, t, maker_slot=1, price=600_110), "taker_price")
+    h.place(t, False, 600_000, 100)  # T sells with limit 600,000 (slot 1)
+    h.place(m, True, 599_990, 100)  # M bids 599,990 (slot 2): below the seller's limit
+    h.reject(_fill(m, t, maker_slot=2, taker_slot=1, price=599_990), "taker_price")
+    h.place(m, True, 600_050, 100)  # slot 3: better than the seller's limit fills
+    assert h.ledger.apply(_fill(m, t, maker_slot=3, taker_slot=1, price=600_050)).price == 600_050
+
+
+@pytest.mark.parametrize("maker_expires", [True, False])
+def test_fill_after_expiry_rejects(gridded, maker_expires: bool) -> None:
+    h, m, t = gridded
+    user = m if maker_expires else t
+    h.place(user, not maker_expires, 600_010 if maker_expires else 600_100, 100, expiry=1_000)
+    slots = {"maker_slot": 1} if maker_expires else {"taker_slot": 1}
+    h.reject(_fill(m, t, timestamp=1_001, **slots), "expired")
+    assert h.ledger.apply(_fill(m, t, timestamp=1_000, **slots)).size == 10
+
+
+def test_fill_beyond_order_size_rejects_overfill(gridded) -> None:
+    h, m, t = gridded
+    h.reject(_fill(m, t, size=105), "overfill")
+    h.ledger.apply(_fill(m, t, size=95))
+    h.reject(_fill(m, t, size=10), "overfill")  # 5 left on both orders
+    assert h.ledger.apply(_fill(m, t, size=5)).maker.order.filled == 100
+
+
+def test_fill_reduce_only_that_would_open_rejects(gridded) -> None:
+    h, m, t = gridded
+    h.place(t, True, 600_100, 100, flags=FLAG_REDUCE_ONLY)  # T is flat: buying would open
+    h.reject(_fill(m, t, taker_slot=1), "reduce_only")
+    h.ledger.apply(_fill(m, t, size=30))  # T long 30, M short 30
+    h.place(m, True, 600_010, 100, flags=FLAG_REDUCE_ONLY)  # M's reduce-only bid, slot 1
+    h.place(t, False, 600_000, 100)  # T's sell, slot 2
+    # M buying 40 would flip its short 30 into a long 10
+    h.reject(_fill(m, t, maker_slot=1, taker_slot=2, size=40), "reduce_only")
+    r = h.ledger.apply(_fill(m, t, maker_slot=1, taker_slot=2, size=30))
+    assert r.maker.position is None and r.taker.position is None
 
 
 def test_fill_without_position_rejects(h) -> None:
     m = h.funded(5_000_000, 1_000_000)
     t = h.funded(5_000_000)  # no margin moved in
-    h.reject(Fill(0, m.account_id, t.account_id, True, 1, 600_000, 0), "no_position")
-    h.reject(Fill(0, t.account_id, m.account_id, True, 1, 600_000, 0), "no_position")
-    h.reject(Fill(1, m.account_id, m.account_id + 1, True, 1, 300_000, 0), "no_position")
-
-
-def test_fill_unknown_account_rejects(h) -> None:
-    m = h.funded(5_000_000, 1_000_000)
-    h.reject(Fill(0, m.account_id, 99, True, 1, 600_000, 0), "unknown_account")
+    h.reject(h.fill_tx(m, t, 1, 600_000), "no_position")
+    h.reject(h.fill_tx(t, m, 1, 600_000), "no_position")
 
 
 def test_fill_size_beyond_int64_rejects_overflow(h) -> None:
     m = h.funded(5_000_000, 1_000_000)
     t = h.funded(5_000_000, 1_000_000)
-    h.reject(Fill(0, m.account_id, t.account_id, True, 1 << 63, 1, 0), "overflow")
+    h.reject(h.fill_tx(m, t, (1 << 63) + 1, 1), "overflow")
 
 
 @pytest.mark.parametrize(
     "change",
     [
-        {"taker_is_buy": 1},
+        {"maker_slot": 64},
+        {"taker_slot": -1},
         {"size": -1},
         {"size": 1 << 64},
         {"price": -600_000},
         {"market_id": -1},
         {"maker_id": 1 << 32},
         {"timestamp": None},
+        {"taker_id": True},
     ],
 )
-def test_fill_malformed_fields_reject(h, change) -> None:
-    m = h.funded(5_000_000, 1_000_000)
-    t = h.funded(5_000_000, 1_000_000)
-    fill = Fill(0, m.account_id, t.account_id, True, 1, 600_000, 0)
-    h.reject(dataclasses.replace(fill, **change), "malformed")
+def test_fill_malformed_fields_reject(gridded, change) -> None:
+    h, m, t = gridded
+    h.reject(_fill(m, t, **change), "malformed")

@@ -1,9 +1,14 @@
-"""Random deposits, withdrawals, margin moves and fills against the ledger's invariants.
+"""Random deposits, withdrawals, margin moves, orders, fills, cancels, oracle prices, funding,
+liquidations, backstops and deleveraging against the ledger's invariants.
 
-After every step: conservation (liabilities == deposits - withdrawals), per-market sizes sum to
-zero, open interest == sum of longs, no empty position leaves, stored leaf bytes == encodings of the
-model objects, and the incremental root == the root of a tree rebuilt from scratch. Every rejected
-step must leave the root and every leaf byte unchanged.
+After every step: conservation (liabilities + pending funding + dust == deposits - withdrawals,
+with 0 <= dust <= funding settlements + open positions), no negative collateral, per-market sizes
+sum to zero, open interest == sum of longs, no empty position leaves, every order's ``filled``
+equals the lots the accepted fills gave it and never exceeds its size, stored leaf bytes ==
+encodings of the model objects, and the incremental root == the root of a tree rebuilt from
+scratch. Every rejected step must leave the root and every leaf byte unchanged. A liquidation,
+backstop or deleverage must not change any account or position leaf but those of the liquidated
+account, its maker or counterparty, and the insurance account.
 """
 
 from __future__ import annotations
@@ -23,11 +28,34 @@ from hypothesis.stateful import (
 )
 
 from isoperp.errors import TransitionRejected
-from isoperp.ledger.ledger import rebuild_root
+from isoperp.ledger import risk
+from isoperp.ledger.ledger import (
+    AppliedBackstop,
+    AppliedDeleverage,
+    AppliedFill,
+    AppliedLiquidation,
+    AppliedMarginTransfer,
+    AppliedOrder,
+    rebuild_root,
+)
 from isoperp.ledger.markets import BTC_USD, ETH_USD
-from isoperp.ledger.transitions import Fill, MarginTransfer, Withdraw
-from isoperp.protocol.constants import STATE_TREE_DEPTH
-from isoperp.protocol.leaves import encode_leaf, index_of
+from isoperp.ledger.transitions import (
+    Backstop,
+    Deleverage,
+    Fill,
+    Funding,
+    Liquidate,
+    MarginTransfer,
+    OrderDone,
+    Withdraw,
+)
+from isoperp.protocol.constants import (
+    FLAG_REDUCE_ONLY,
+    FUNDING_RATE_CAP_MULTIPLE,
+    INSURANCE_ACCOUNT,
+    STATE_TREE_DEPTH,
+)
+from isoperp.protocol.leaves import account_index, encode_leaf, index_of
 from isoperp.tree.merkle import SparseMerkleTree, hash_leaf
 
 # A third market that exercises the rounding paths: negative notional exponent (floors), a price
@@ -48,18 +76,36 @@ ODD = dataclasses.replace(
 )
 MARKETS = (BTC_USD, ETH_USD, ODD)
 N_USERS = 4
+START = 1_000
 
 users = st.integers(0, N_USERS - 1)
 amounts = st.one_of(st.integers(0, 20_000_000_000), st.sampled_from([0, 1]))
+market_ids = st.integers(0, len(MARKETS) - 1)
+
+
+def _grid(value: int, step: int) -> int:
+    return max(step, value // step * step)
 
 
 class LedgerMachine(RuleBasedStateMachine):
-    def __init__(self, harness_factory: Callable[..., Any], user_factory: Callable[[int], Any]):
+    def __init__(
+        self,
+        harness_factory: Callable[..., Any],
+        user_factory: Callable[[int], Any],
+        insurance: Any,
+    ):
         super().__init__()
         self.h = harness_factory(MARKETS)
+        self.insurance = insurance
         self.users = [user_factory(i + 1) for i in range(N_USERS)]
-        self.accepted_requests: list[Withdraw | MarginTransfer] = []
+        self.accepted_requests: list[Any] = []
         self.rejections: dict[str, int] = {}
+        self.now = START
+        self.settlements = 0  # funding settlements so far: bounds the funding dust
+        self.filled: dict[tuple[int, int], int] = {}  # (account, nonce) -> lots filled
+        self.registered: set[tuple[int, int]] = set()
+
+    # -- helpers
 
     def _apply(self, t: Any) -> Any:
         """Applies ``t``; on rejection checks that nothing changed and returns None."""
@@ -76,7 +122,57 @@ class LedgerMachine(RuleBasedStateMachine):
             self.rejections[exc.reason] = self.rejections.get(exc.reason, 0) + 1
             return None
         assert preview == result
+        self._account_for(result)
         return result
+
+    def _account_for(self, result: Any) -> None:
+        """Ghost bookkeeping of funding settlements and order fills."""
+        if isinstance(result, AppliedMarginTransfer):
+            self.settlements += 1
+        elif isinstance(result, AppliedBackstop | AppliedDeleverage):
+            self.settlements += 2
+        elif isinstance(result, AppliedOrder):
+            key = (result.order.account_id, result.order.nonce)
+            assert key not in self.registered, "an order was registered twice"
+            self.registered.add(key)
+            self.filled[key] = 0
+        if isinstance(result, AppliedFill | AppliedLiquidation):
+            self.settlements += 2
+            sides = [result.maker, result.taker if isinstance(result, AppliedFill) else None]
+            for side in sides:
+                if side is not None and side.order is not None:
+                    key = (side.account_id, side.order.nonce)
+                    self.filled[key] += result.size
+
+    def _user_id(self, index: int) -> int:
+        return self.users[index].account_id
+
+    def _fresh_price(self, market_id: int) -> None:
+        """A new signed mark at ``now`` (unchanged price) so liquidations see a fresh mark."""
+        self.now += 1
+        market = self.h.ledger.market(market_id)
+        self._apply(self.h.price_tx(market.mark_price, self.now, market_id=market_id))
+
+    def _leaves_of_others(self, involved: set[int]) -> dict[int, bytes]:
+        """Account and position leaves of every account not in ``involved``."""
+        ledger = self.h.ledger
+        out = {
+            account_index(a.account_id): encode_leaf(a)
+            for a in ledger.accounts()
+            if a.account_id not in involved
+        }
+        for p in ledger.positions():
+            if p.account_id not in involved:
+                out[index_of(p)] = encode_leaf(p)
+        return out
+
+    def _isolated(self, t: Any, involved: set[int]) -> Any:
+        before = self._leaves_of_others(involved | {INSURANCE_ACCOUNT})
+        result = self._apply(t)
+        assert self._leaves_of_others(involved | {INSURANCE_ACCOUNT}) == before
+        return result
+
+    # -- setup and account requests
 
     @initialize(collateral=st.lists(st.integers(10**9, 2 * 10**10), min_size=3, max_size=3))
     def fund(self, collateral: list[int]) -> None:
@@ -127,70 +223,310 @@ class LedgerMachine(RuleBasedStateMachine):
         if self._apply(t) is not None:
             self.accepted_requests.append(t)
 
+    # -- orders and fills
+
     @rule(
-        market=st.integers(0, len(MARKETS) - 1),
+        user=users,
+        market=market_ids,
+        is_buy=st.booleans(),
+        permille=st.integers(-50, 50),
+        lots=st.integers(1, 3_000),
+        tif=st.sampled_from([0, 0, 0, 1, 2]),
+        flags=st.sampled_from([0, 0, 0, 1, 2, 3]),
+        nonce=st.sampled_from([None] * 6 + [0, 1, 64, 65]),
+        expiry=st.sampled_from([0, 0, 0, START, 10**12]),
+    )
+    def place(self, user: int, market: int, is_buy: bool, permille: int, lots: int, tif: int,
+              flags: int, nonce: int | None, expiry: int) -> None:
+        u = self.users[user]
+        if u.account_id < 0:
+            return
+        m = self.h.ledger.market(market)
+        price = _grid(m.mark_price * (1000 + permille) // 1000, m.price_tick)
+        size = _grid(lots, m.size_step)
+        self._apply(
+            self.h.order_tx(
+                u, is_buy, price, size, market_id=market, tif=tif, flags=flags, nonce=nonce,
+                expiry=expiry,
+            )
+        )
+
+    @rule(data=st.data(), fraction=st.integers(1, 120), exact_price=st.booleans())
+    def fill_orders(self, data: st.DataObject, fraction: int, exact_price: bool) -> None:
+        """A fill between two registered live orders (random: often rejected)."""
+        live = [o for o in self.h.ledger.orders() if o.live]
+        if len(live) < 2:
+            return
+        maker = data.draw(st.sampled_from(live))
+        taker = data.draw(st.sampled_from(live))
+        m = self.h.ledger.market(maker.market_id)
+        size = _grid(maker.remaining * fraction // 100, m.size_step)
+        price = maker.price if exact_price else taker.price
+        self.now += data.draw(st.integers(0, 5))
+        fill = Fill(
+            maker.market_id, maker.account_id, maker.slot, taker.account_id, taker.slot, size,
+            price, self.now,
+        )
+        self._apply(fill)
+
+    @rule(
+        market=market_ids,
         maker=users,
         taker=users,
         taker_is_buy=st.booleans(),
-        lots=st.integers(0, 3_000) | st.integers(0, 40_000),
+        lots=st.integers(1, 3_000) | st.integers(1, 40_000),
         permille=st.integers(-20, 20) | st.integers(-100, 100),
+        taker_tif=st.sampled_from([0, 1]),
     )
-    def fill(
-        self, market: int, maker: int, taker: int, taker_is_buy: bool, lots: int, permille: int
-    ) -> None:
+    def cross(self, market: int, maker: int, taker: int, taker_is_buy: bool, lots: int,
+              permille: int, taker_tif: int) -> None:
+        """Registers a maker and a taker order and fills them against each other."""
         m = self.h.ledger.market(market)
-        price = m.mark_price * (1000 + permille) // 1000 // m.price_tick * m.price_tick
-        size = lots // m.size_step * m.size_step
-        maker_id, taker_id = self.users[maker].account_id, self.users[taker].account_id
-        if maker_id < 0 or taker_id < 0:
+        price = _grid(m.mark_price * (1000 + permille) // 1000, m.price_tick)
+        size = _grid(lots, m.size_step)
+        mu, tu = self.users[maker], self.users[taker]
+        if mu.account_id < 0 or tu.account_id < 0:
             return
-        self._apply(Fill(market, maker_id, taker_id, taker_is_buy, size, price, 0))
+        made = self._apply(self.h.order_tx(mu, not taker_is_buy, price, size, market_id=market))
+        took = self._apply(
+            self.h.order_tx(tu, taker_is_buy, price, size, market_id=market, tif=taker_tif)
+        )
+        if made is None or took is None:
+            return
+        self._apply(
+            Fill(market, mu.account_id, made.order.slot, tu.account_id, took.order.slot, size,
+                 price, self.now)
+        )
+        if taker_tif:
+            self._apply(OrderDone(tu.account_id, took.order.slot))
 
-    @rule(
-        data=st.data(),
-        halves=st.integers(1, 4),
-        as_taker=st.booleans(),
-        permille=st.integers(-20, 20),
-    )
-    def reduce_or_flip(
-        self, data: st.DataObject, halves: int, as_taker: bool, permille: int
-    ) -> None:
+    @rule(data=st.data(), halves=st.integers(1, 4), as_taker=st.booleans(),
+          permille=st.integers(-20, 20))
+    def reduce_or_flip(self, data: st.DataObject, halves: int, as_taker: bool,
+                       permille: int) -> None:
         """An open position trades against its side: half-close, close, or flip (x1.5, x2)."""
-        open_positions = [p for p in self.h.ledger.positions() if p.size != 0]
+        open_positions = [
+            p
+            for p in self.h.ledger.positions()
+            if p.size != 0 and p.account_id != INSURANCE_ACCOUNT
+        ]
         if not open_positions:
             return
         pos = data.draw(st.sampled_from(open_positions))
+        owner = next(u for u in self.users if u.account_id == pos.account_id)
         others = [u for u in self.users if u.account_id not in (-1, pos.account_id)]
         other = data.draw(st.sampled_from(others))
         m = self.h.ledger.market(pos.market_id)
-        size = abs(pos.size) * halves // 2 // m.size_step * m.size_step
-        price = m.mark_price * (1000 + permille) // 1000 // m.price_tick * m.price_tick
+        size = _grid(abs(pos.size) * halves // 2, m.size_step)
+        price = _grid(m.mark_price * (1000 + permille) // 1000, m.price_tick)
         sells = pos.size > 0
-        maker, taker = (other.account_id, pos.account_id)
-        if not as_taker:
-            maker, taker = taker, maker
+        maker, taker = (other, owner) if as_taker else (owner, other)
         taker_is_buy = not sells if as_taker else sells
-        self._apply(Fill(pos.market_id, maker, taker, taker_is_buy, size, price, 0))
+        made = self._apply(
+            self.h.order_tx(maker, not taker_is_buy, price, size, market_id=pos.market_id)
+        )
+        took = self._apply(
+            self.h.order_tx(taker, taker_is_buy, price, size, market_id=pos.market_id)
+        )
+        if made is None or took is None:
+            return
+        self._apply(
+            Fill(pos.market_id, maker.account_id, made.order.slot, taker.account_id,
+                 took.order.slot, size, price, self.now)
+        )
+
+    def _budget(self, account_id: int, market_id: int, share: int) -> int:
+        """Lots a flat position with margin can open at the mark, ``share``% of the IMR limit."""
+        pos = self.h.ledger.position(account_id, market_id)
+        market = self.h.ledger.market(market_id)
+        if pos is None or pos.size != 0:
+            return 0
+        per_lot = max(1, market.notional(1, market.mark_price))
+        per_lot_margin = per_lot * (market.imf_ppm + max(0, market.taker_fee_ppm)) // 1_000_000
+        return pos.quote * share // 100 // max(1, per_lot_margin)
+
+    @rule(market=market_ids, maker=users, taker=users, taker_is_buy=st.booleans(),
+          share=st.integers(50, 97))
+    def leverage_up(self, market: int, maker: int, taker: int, taker_is_buy: bool,
+                    share: int) -> None:
+        """Two flat users open opposite positions near their initial-margin limit at the mark, so
+        that price moves make them liquidatable or bankrupt."""
+        mu, tu = self.users[maker], self.users[taker]
+        if mu.account_id < 0 or tu.account_id < 0 or maker == taker:
+            return
+        m = self.h.ledger.market(market)
+        lots = min(self._budget(mu.account_id, market, share),
+                   self._budget(tu.account_id, market, share))
+        size = lots // m.size_step * m.size_step
+        if size < m.min_size:
+            return
+        price = m.mark_price // m.price_tick * m.price_tick
+        made = self._apply(self.h.order_tx(mu, not taker_is_buy, price, size, market_id=market))
+        took = self._apply(self.h.order_tx(tu, taker_is_buy, price, size, market_id=market))
+        if made is not None and took is not None:
+            self._apply(
+                Fill(market, mu.account_id, made.order.slot, tu.account_id, took.order.slot,
+                     size, price, self.now)
+            )
+
+    @rule(market=market_ids, permille=st.sampled_from([-300, -120, -60, -30, 30, 60, 120, 300]))
+    def shock(self, market: int, permille: int) -> None:
+        """A large oracle move (flash crash or squeeze)."""
+        self.now += 1
+        m = self.h.ledger.market(market)
+        price = max(m.price_tick, m.mark_price * (1000 + permille) // 1000)
+        self._apply(self.h.price_tx(price, self.now, market_id=market))
+
+    @rule(
+        data=st.data(),
+        market=market_ids,
+        maker=users,
+        taker=users,
+        taker_is_buy=st.booleans(),
+        share=st.integers(80, 97),
+        permille=st.sampled_from([-200, -100, -70, -45, 45, 70, 100, 200]),
+        action=st.sampled_from(["liquidate", "backstop", "deleverage", "unwind"]),
+    )
+    def stress(self, data: st.DataObject, market: int, maker: int, taker: int,
+               taker_is_buy: bool, share: int, permille: int, action: str) -> None:
+        """Leverage up, move the mark, then liquidate, backstop, deleverage or unwind."""
+        self.leverage_up(market, maker, taker, taker_is_buy, share)
+        self.shock(market, permille)
+        if action == "liquidate":
+            self.liquidate(data, data.draw(st.integers(1, 100)), data.draw(st.integers(0, 100)))
+        elif action == "backstop":
+            self.backstop(data)
+        elif action == "deleverage":
+            self.deleverage(data, data.draw(st.integers(1, 100)))
+        else:
+            self.insurance_unwind(data, data.draw(st.integers(1, 100)), 0)
+
+    @rule(user=users, nonce=st.integers(0, 140))
+    def cancel(self, user: int, nonce: int) -> None:
+        u = self.users[user]
+        if u.account_id >= 0:
+            self._apply(self.h.cancel_tx(u, nonce))
+
+    @rule(user=users, slot=st.integers(0, 63))
+    def order_done(self, user: int, slot: int) -> None:
+        u = self.users[user]
+        if u.account_id >= 0:
+            self._apply(OrderDone(u.account_id, slot))
+
+    # -- oracle and funding
+
+    @rule(
+        market=market_ids,
+        permille=st.integers(-60, 60) | st.sampled_from([-300, -150, 150, 300]),
+        dt=st.integers(0, 90),
+    )
+    def price(self, market: int, permille: int, dt: int) -> None:
+        self.now += dt
+        m = self.h.ledger.market(market)
+        price = max(1, m.mark_price * (1000 + permille) // 1000)
+        self._apply(self.h.price_tx(price, self.now, market_id=market))
+
+    @rule(market=market_ids, share=st.integers(-120, 120), dt=st.integers(1, 28_800))
+    def funding(self, market: int, share: int, dt: int) -> None:
+        """A fresh mark, then funding at ``share``% of the rate cap (beyond 100%: rejected)."""
+        self.now += dt
+        m = self.h.ledger.market(market)
+        self._apply(self.h.price_tx(m.mark_price, self.now, market_id=market))
+        cap = FUNDING_RATE_CAP_MULTIPLE * (m.imf_ppm - m.mmf_ppm)
+        self._apply(Funding(market, cap * share // 100, self.now))
+
+    # -- liquidations
+
+    def _liquidatable(self, data: st.DataObject, *, bankrupt: bool = False) -> Any:
+        candidates = []
+        for p in self.h.ledger.positions():
+            market = self.h.ledger.market(p.market_id)
+            if p.account_id == INSURANCE_ACCOUNT or p.size == 0:
+                continue
+            if (risk.is_bankrupt if bankrupt else risk.is_liquidatable)(p, market):
+                candidates.append(p)
+        return data.draw(st.sampled_from(candidates)) if candidates else None
+
+    @rule(data=st.data(), part=st.integers(1, 100), towards_mark=st.integers(0, 100))
+    def liquidate(self, data: st.DataObject, part: int, towards_mark: int) -> None:
+        """A liquidatable position is closed (partly) against a fresh maker order priced between
+        its bankruptcy price and the mark."""
+        pos = self._liquidatable(data)
+        if pos is None:
+            return
+        self._fresh_price(pos.market_id)
+        market = self.h.ledger.market(pos.market_id)
+        bankruptcy = risk.bankruptcy_price(pos, market, on_tick=True)
+        mark = market.mark_price
+        price = _grid(max(1, bankruptcy + (mark - bankruptcy) * towards_mark // 100), 1)
+        price = _grid(price, market.price_tick)
+        size = _grid(abs(pos.size) * part // 100, market.size_step)
+        makers = [u for u in self.users if u.account_id not in (-1, pos.account_id)]
+        maker = data.draw(st.sampled_from(makers))
+        made = self._apply(
+            self.h.order_tx(maker, pos.size > 0, price, max(size, market.min_size),
+                            market_id=pos.market_id)
+        )
+        if made is None:
+            return
+        t = Liquidate(pos.market_id, pos.account_id, maker.account_id, made.order.slot, size,
+                      price, self.now)
+        self._isolated(t, {pos.account_id, maker.account_id})
 
     @rule(data=st.data())
-    def empty_flat_position(self, data: st.DataObject) -> None:
-        """Moves all margin out of a flat position, which deletes its leaf."""
-        flat = [p for p in self.h.ledger.positions() if p.size == 0 and p.quote > 0]
-        if not flat:
+    def backstop(self, data: st.DataObject) -> None:
+        pos = self._liquidatable(data)
+        if pos is None:
             return
-        pos = data.draw(st.sampled_from(flat))
-        owner = next(u for u in self.users if u.account_id == pos.account_id)
-        t = self.h.margin_tx(owner, pos.market_id, -pos.quote)
-        result = self._apply(t)
-        assert result is not None and result.position is None
-        assert self.h.ledger.position(pos.account_id, pos.market_id) is None
-        self.accepted_requests.append(t)
+        self._fresh_price(pos.market_id)
+        self._isolated(Backstop(pos.market_id, pos.account_id, self.now), {pos.account_id})
+
+    @rule(data=st.data(), part=st.integers(1, 100))
+    def deleverage(self, data: st.DataObject, part: int) -> None:
+        pos = self._liquidatable(data, bankrupt=True)
+        if pos is None:
+            return
+        self._fresh_price(pos.market_id)
+        market = self.h.ledger.market(pos.market_id)
+        opposite = [
+            p for p in self.h.ledger.positions(market_id=pos.market_id) if p.size * pos.size < 0
+        ]
+        if not opposite:
+            return
+        other = data.draw(st.sampled_from(opposite))
+        size = _grid(min(abs(pos.size), abs(other.size)) * part // 100, market.size_step)
+        t = Deleverage(pos.market_id, pos.account_id, other.account_id, size, self.now)
+        self._isolated(t, {pos.account_id, other.account_id})
+
+    @rule(data=st.data(), part=st.integers(1, 100), permille=st.integers(-30, 30))
+    def insurance_unwind(self, data: st.DataObject, part: int, permille: int) -> None:
+        """The insurance account sells (buys) part of a position it took, unsigned and
+        reduce-only, to a user's order."""
+        held = list(self.h.ledger.positions(account_id=INSURANCE_ACCOUNT))
+        held = [p for p in held if p.size != 0]
+        if not held:
+            return
+        pos = data.draw(st.sampled_from(held))
+        market = self.h.ledger.market(pos.market_id)
+        size = _grid(abs(pos.size) * part // 100, market.size_step)
+        price = _grid(market.mark_price * (1000 + permille) // 1000, market.price_tick)
+        buyer = data.draw(st.sampled_from([u for u in self.users if u.account_id >= 0]))
+        ins = self.h.order_tx(self.insurance, pos.size < 0, price, max(size, market.min_size),
+                              market_id=pos.market_id, flags=FLAG_REDUCE_ONLY)
+        made = self._apply(self.h.order_tx(buyer, pos.size > 0, price, size,
+                                           market_id=pos.market_id))
+        took = self._apply(ins)
+        if made is None or took is None:
+            return
+        self._apply(Fill(pos.market_id, buyer.account_id, made.order.slot, INSURANCE_ACCOUNT,
+                         took.order.slot, size, price, self.now))
 
     @rule(data=st.data())
     def replay_request(self, data: st.DataObject) -> None:
         if not self.accepted_requests:
             return
         t = data.draw(st.sampled_from(self.accepted_requests))
+        assert isinstance(t, Withdraw | MarginTransfer)
         before = self.h.snapshot()
         try:
             self.h.ledger.apply(t)
@@ -200,12 +536,18 @@ class LedgerMachine(RuleBasedStateMachine):
             raise AssertionError("a replayed request was accepted")
         self.h.assert_unchanged(before)
 
+    # -- invariants
+
     @invariant()
     def invariants_hold(self) -> None:
         ledger = self.h.ledger
-        ledger.check_invariants(self.h.net_deposits)
-        assert ledger.total_liabilities() == self.h.net_deposits
-        models = [*ledger.accounts(), *ledger.positions(), *ledger.markets, ledger.exchange]
+        positions = list(ledger.positions())
+        ledger.check_invariants(
+            self.h.net_deposits, max_funding_dust=self.settlements + len(positions)
+        )
+        models = [
+            *ledger.accounts(), *positions, *ledger.orders(), *ledger.markets, ledger.exchange
+        ]
         stored = dict(ledger.leaves())
         assert stored == {index_of(leaf): encode_leaf(leaf) for leaf in models}
         rebuilt = SparseMerkleTree(
@@ -215,14 +557,22 @@ class LedgerMachine(RuleBasedStateMachine):
         for account in ledger.accounts():
             assert account.collateral >= 0
             assert ledger.account_id_of(account.owner) == account.account_id
+        for market in ledger.markets:
+            assert sum(p.size for p in positions if p.market_id == market.market_id) == 0
+        for order in ledger.orders():
+            assert order.filled <= order.size
+            if order.size:  # registered here (tombstones never fill)
+                assert self.filled[(order.account_id, order.nonce)] == order.filled
 
 
-def test_ledger_random_operations_preserve_invariants(harness_factory, user_factory) -> None:
+def test_ledger_random_operations_preserve_invariants(
+    harness_factory, user_factory, insurance
+) -> None:
     run_state_machine_as_test(
-        lambda: LedgerMachine(harness_factory, user_factory),
+        lambda: LedgerMachine(harness_factory, user_factory, insurance),
         settings=settings(
-            max_examples=60,
-            stateful_step_count=30,
+            max_examples=80,
+            stateful_step_count=40,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],
         ),

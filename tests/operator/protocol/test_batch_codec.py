@@ -6,7 +6,20 @@ from hypothesis import strategies as st
 
 from isoperp.errors import ProtocolError
 from isoperp.ledger.model import checksum_address
-from isoperp.ledger.transitions import Deposit, Fill, MarginTransfer, Withdraw
+from isoperp.ledger.transitions import (
+    Backstop,
+    CancelOrder,
+    Deleverage,
+    Deposit,
+    Fill,
+    Funding,
+    Liquidate,
+    MarginTransfer,
+    OrderDone,
+    PlaceOrder,
+    PriceUpdate,
+    Withdraw,
+)
 from isoperp.protocol.batch import decode_batch, encode_batch, encode_record, record_sizes
 from isoperp.protocol.constants import MAX_BATCH_BYTES
 
@@ -20,7 +33,17 @@ transitions = st.one_of(
     st.builds(Deposit, u(64), u(32), addresses, u(128), u(64)),
     st.builds(Withdraw, u(32), addresses, u(128), u(64), sigs),
     st.builds(MarginTransfer, u(32), u(16), st.integers(-(1 << 127), (1 << 127) - 1), u(64), sigs),
-    st.builds(Fill, u(16), u(32), u(32), st.booleans(), u(64), u(64), u(64)),
+    st.builds(Fill, u(16), u(32), u(8), u(32), u(8), u(64), u(64), u(64)),
+    st.builds(
+        PlaceOrder, u(32), u(16), st.booleans(), u(64), u(64), u(8), u(8), u(64), u(64), sigs
+    ),
+    st.builds(CancelOrder, u(32), u(64), sigs),
+    st.builds(OrderDone, u(32), u(8)),
+    st.builds(PriceUpdate, u(16), u(64), u(64), sigs),
+    st.builds(Funding, u(16), st.integers(-(1 << 31), (1 << 31) - 1), u(64)),
+    st.builds(Liquidate, u(16), u(32), u(32), u(8), u(64), u(64), u(64)),
+    st.builds(Backstop, u(16), u(32), u(64)),
+    st.builds(Deleverage, u(16), u(32), u(32), u(64), u(64)),
 )
 
 
@@ -30,8 +53,58 @@ def test_batch_round_trips(ts):
 
 
 def test_record_sizes_match_protocol_doc():
-    # docs/PROTOCOL.md section 3: payload bytes 56 / 113 / 95 / 35, plus the type byte.
-    assert record_sizes() == {0x01: 57, 0x02: 114, 0x03: 96, 0x04: 36}
+    # docs/PROTOCOL.md section 3: payload bytes, plus the type byte.
+    assert record_sizes() == {
+        0x01: 1 + 56,
+        0x02: 1 + 113,
+        0x03: 1 + 95,
+        0x04: 1 + 36,
+        0x05: 1 + 106,
+        0x06: 1 + 77,
+        0x07: 1 + 5,
+        0x08: 1 + 83,
+        0x09: 1 + 14,
+        0x0A: 1 + 35,
+        0x0B: 1 + 14,
+        0x0C: 1 + 26,
+    }
+
+
+def test_fill_record_exact_bytes():
+    record = encode_record(Fill(1, 7, 3, 9, 63, 1_000, 600_000, 1_700_000_000))
+    assert record == (
+        b"\x04"
+        + (1).to_bytes(2, "big")
+        + (7).to_bytes(4, "big")
+        + b"\x03"
+        + (9).to_bytes(4, "big")
+        + b"\x3f"
+        + (1_000).to_bytes(8, "big")
+        + (600_000).to_bytes(8, "big")
+        + (1_700_000_000).to_bytes(8, "big")
+    )
+
+
+def test_order_record_exact_bytes():
+    order = PlaceOrder(5, 1, True, 300_000, 2_500, 1, 2, 70, 1_700_000_060, SIG)
+    assert encode_record(order) == (
+        b"\x05"
+        + (5).to_bytes(4, "big")
+        + (1).to_bytes(2, "big")
+        + b"\x01"
+        + (300_000).to_bytes(8, "big")
+        + (2_500).to_bytes(8, "big")
+        + b"\x01\x02"
+        + (70).to_bytes(8, "big")
+        + (1_700_000_060).to_bytes(8, "big")
+        + SIG
+    )
+
+
+def test_funding_negative_rate_is_twos_complement():
+    record = encode_record(Funding(0, -1, 5))
+    assert record[3:7] == b"\xff" * 4
+    assert decode_batch(encode_batch([Funding(0, -(1 << 31), 5)])) == [Funding(0, -(1 << 31), 5)]
 
 
 def test_deposit_record_exact_bytes():
@@ -78,9 +151,9 @@ def test_truncated_record_rejected():
         decode_batch(data[:-1])
 
 
-def test_fill_flag_must_be_boolean_byte():
-    data = bytearray(encode_batch([Fill(0, 1, 2, True, 5, 10, 0)]))
-    data[5 + 1 + 2 + 4 + 4] = 2  # the takerIsBuy byte
+def test_order_is_buy_must_be_boolean_byte():
+    data = bytearray(encode_batch([PlaceOrder(0, 1, True, 5, 10, 0, 0, 1, 0, SIG)]))
+    data[5 + 1 + 4 + 2] = 2  # the isBuy byte
     with pytest.raises(ProtocolError, match="flag"):
         decode_batch(bytes(data))
 
@@ -94,7 +167,17 @@ def test_fill_flag_must_be_boolean_byte():
         Withdraw(0, ADDR, 1 << 128, 0, SIG),
         Withdraw(0, ADDR, 1, 0, SIG[:64]),
         MarginTransfer(0, 0, 1 << 127, 0, SIG),
-        Fill(0, 0, 0, True, True, 1, 0),  # bool is not an int here
+        Fill(0, 0, 0, 0, 0, True, 1, 0),  # bool is not an int here
+        Fill(0, 0, 256, 0, 0, 1, 1, 0),  # a slot is one byte
+        PlaceOrder(0, 0, 1, 1, 1, 0, 0, 0, 0, SIG),  # is_buy must be a bool
+        PlaceOrder(0, 0, True, 1, 1, 0, 0, 0, 0, SIG[:64]),
+        CancelOrder(0, 1 << 64, SIG),
+        OrderDone(0, -1),
+        PriceUpdate(0, 1, 1, b""),
+        Funding(0, 1 << 31, 0),
+        Liquidate(1 << 16, 0, 0, 0, 1, 1, 0),
+        Backstop(0, 0, -1),
+        Deleverage(0, 0, 0, 1 << 64, 0),
     ],
 )
 def test_out_of_range_fields_rejected(t):
@@ -103,7 +186,7 @@ def test_out_of_range_fields_rejected(t):
 
 
 def test_oversized_batch_rejected():
-    fill = Fill(0, 1, 2, True, 1, 1, 0)
+    fill = Fill(0, 1, 0, 2, 0, 1, 1, 0)
     count = MAX_BATCH_BYTES // len(encode_record(fill)) + 1
     with pytest.raises(ProtocolError) as info:
         encode_batch([fill] * count)

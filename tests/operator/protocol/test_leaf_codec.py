@@ -13,7 +13,15 @@ from hypothesis import strategies as st
 from isoperp.errors import ProtocolError
 from isoperp.hashing import keccak256
 from isoperp.ledger.markets import BTC_USD, DEVNET_MARKETS
-from isoperp.ledger.model import Account, Exchange, Leaf, Market, Position, checksum_address
+from isoperp.ledger.model import (
+    Account,
+    Exchange,
+    Leaf,
+    Market,
+    Order,
+    Position,
+    checksum_address,
+)
 from isoperp.protocol.leaves import (
     EXCHANGE_INDEX,
     account_index,
@@ -22,6 +30,7 @@ from isoperp.protocol.leaves import (
     encode_exchange,
     encode_leaf,
     encode_market,
+    encode_order,
     encode_position,
     index_of,
     leaf_hash,
@@ -52,6 +61,20 @@ MARKET_TYPES = [
     "uint64",
 ]
 EXCHANGE_TYPES = ["uint8", "int128", "uint128", "uint32", "uint64", "uint64"]
+ORDER_TYPES = [
+    "uint8",
+    "uint32",
+    "uint8",
+    "uint64",
+    "uint16",
+    "bool",
+    "uint64",
+    "uint64",
+    "uint64",
+    "uint8",
+    "uint8",
+    "uint64",
+]
 
 
 def uint(bits: int) -> st.SearchStrategy[int]:
@@ -90,6 +113,25 @@ def markets(draw: st.DrawFn) -> Market:
         size_step=draw(st.integers(1, (1 << 64) - 1)),
         price_tick=draw(st.integers(1, (1 << 64) - 1)),
         open_interest=draw(uint(64)),
+    )
+
+
+@st.composite
+def orders(draw: st.DrawFn) -> Order:
+    nonce = draw(uint(64))
+    size = draw(uint(64))
+    return Order(
+        account_id=draw(account_ids),
+        slot=nonce % 64,
+        nonce=nonce,
+        market_id=draw(market_ids),
+        is_buy=draw(st.booleans()),
+        price=draw(uint(64)),
+        size=size,
+        filled=draw(st.integers(0, size)),
+        time_in_force=draw(st.integers(0, 2)),
+        flags=draw(st.integers(0, 3)),
+        expiry=draw(uint(64)),
     )
 
 
@@ -145,6 +187,7 @@ def test_index_of_each_leaf_kind_matches_helpers() -> None:
     assert index_of(Position(9, 1, 0, 1, 0, 0)) == position_index(9, 1)
     assert index_of(BTC_USD) == market_index(0)
     assert index_of(Exchange(0, 0, 0, 0, 0)) == EXCHANGE_INDEX
+    assert index_of(Order.tombstone(9, 130)) == order_index(9, 2)
 
 
 # -- encodings against eth_abi --------------------------------------------------------------------
@@ -176,6 +219,20 @@ def test_encode_exchange_random_matches_eth_abi(e: Exchange) -> None:
     expected = abi_encode(EXCHANGE_TYPES, [4, *_fields(e)])
     assert encode_exchange(e) == expected == encode_leaf(e)
     assert decode_leaf(expected) == e
+
+
+@given(orders())
+def test_encode_order_random_matches_eth_abi(o: Order) -> None:
+    expected = abi_encode(ORDER_TYPES, [5, *_fields(o)])
+    assert encode_order(o) == expected == encode_leaf(o)
+    assert decode_leaf(expected) == o
+
+
+def test_encode_order_exact_words() -> None:
+    o = Order(7, 5, 69, 1, True, 300_000, 2_500, 1_000, 1, 2, 1_700_000_000)
+    words = [int.from_bytes(encode_order(o)[i : i + 32], "big") for i in range(0, 12 * 32, 32)]
+    assert words == [5, 7, 5, 69, 1, 1, 300_000, 2_500, 1_000, 1, 2, 1_700_000_000]
+    assert len(encode_order(Order.tombstone(7, 69))) == 12 * 32
 
 
 def test_encode_extremes_match_eth_abi() -> None:
@@ -234,6 +291,7 @@ SAMPLES: dict[int, tuple[Leaf, list[str]]] = {
     2: (Position(3, 1, -5, 7, -9, 11), POSITION_TYPES),
     3: (BTC_USD, MARKET_TYPES),
     4: (Exchange(-1, 2, 3, 4, 5), EXCHANGE_TYPES),
+    5: (Order(3, 1, 65, 2, True, 10, 9, 4, 1, 3, 99), ORDER_TYPES),
 }
 
 
@@ -246,6 +304,8 @@ def _bad_words(solidity_type: str) -> list[bytes]:
     """Words that are not a canonical encoding of ``solidity_type``."""
     if solidity_type == "address":
         return [b"\x00" * 11 + b"\x01" + b"\x22" * 20, b"\xff" * 32]
+    if solidity_type == "bool":
+        return [(2).to_bytes(32, "big"), b"\xff" * 32]
     bits = int(solidity_type.removeprefix("u").removeprefix("int"))
     if solidity_type.startswith("u"):
         return [(1 << bits).to_bytes(32, "big"), b"\xff" * 32]
@@ -286,7 +346,7 @@ def test_decode_leaf_wrong_word_count_raises(leaf_type: int) -> None:
     "type_word",
     [
         (0).to_bytes(32, "big"),
-        (5).to_bytes(32, "big"),  # order slot: reserved
+        (5).to_bytes(32, "big"),  # an account leaf relabelled as an order (wrong word count)
         (6).to_bytes(32, "big"),
         (1 << 8 | 1).to_bytes(32, "big"),  # type 1 with a dirty high byte
         b"\xff" * 32,
@@ -316,6 +376,15 @@ def test_decode_leaf_semantic_ranges_raise() -> None:
     market = encode_market(BTC_USD)
     with pytest.raises(ProtocolError, match="price_tick"):
         decode_leaf(_with_word(market, 13, (0).to_bytes(32, "big")))
+    order = encode_order(Order(0, 1, 65, 0, False, 1, 5, 2, 0, 0, 0))
+    with pytest.raises(ProtocolError, match="slot"):
+        decode_leaf(_with_word(order, 2, (2).to_bytes(32, "big")))  # slot != nonce % 64
+    with pytest.raises(ProtocolError, match="filled"):
+        decode_leaf(_with_word(order, 8, (6).to_bytes(32, "big")))  # filled > size
+    with pytest.raises(ProtocolError, match="time_in_force"):
+        decode_leaf(_with_word(order, 9, (3).to_bytes(32, "big")))
+    with pytest.raises(ProtocolError, match="flags"):
+        decode_leaf(_with_word(order, 10, (4).to_bytes(32, "big")))
 
 
 def test_decode_leaf_empty_and_non_bytes_raise() -> None:
