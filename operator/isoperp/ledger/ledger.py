@@ -264,7 +264,8 @@ class AppliedFill:
 class AppliedLiquidation:
     """``size`` lots of ``liquidated`` closed against ``maker`` at ``price``. The liquidated side
     paid no trading fee but ``penalty`` to the insurance fund; ``covered`` is the negative quote
-    the fund absorbed when the position closed below zero."""
+    the fund absorbed when the position closed below zero (the sub-tick rounding of the
+    bankruptcy bound, which is rounded against the liquidated side)."""
 
     market_id: int
     size: int

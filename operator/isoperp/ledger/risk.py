@@ -8,9 +8,11 @@ pay or charge), at the market's mark price unless a ``mark`` is given:
 - initial / maintenance requirement ``ceil(|notional| * imf|mmf / 1e6)``;
 - liquidatable iff ``MMR > 0 and equity < MMR``; bankrupt iff ``size != 0 and equity < 0``.
 
-Prices are in ticks of the market (integers); bankruptcy and liquidation prices are rounded
-against the trader (up for a long, down for a short), so a trader reading them is never
-surprised by a liquidation at a better price than the one shown.
+Prices are in ticks of the market (integers). Liquidation and bankruptcy prices are rounded
+against the trader: a long's liquidation price up and a short's down (it is reached no later
+than the real threshold); a long's bankruptcy price down and a short's up (a liquidation may
+execute up to one price unit, or one tick on the grid, beyond the exact bankruptcy price; the
+insurance fund covers that rounding).
 """
 
 from __future__ import annotations
@@ -97,11 +99,14 @@ def _scaled(value: int, notional_exp: int) -> tuple[int, int]:
 
 
 def bankruptcy_price(position: Position, market: Market, *, on_tick: bool = False) -> int | None:
-    """The price at which closing the whole position leaves equity (with pending funding) at 0,
-    rounded against the position: up for a long (it must sell at least this high), down for a
-    short. With ``on_tick`` it is rounded further to the market's price grid, the same way.
-    May be ``<= 0`` (a long with positive quote can sell at any price; a short with a negative
-    quote cannot buy back at any positive price). None when flat."""
+    """The price at which closing the whole position leaves its equity (with pending funding) at
+    0: ``-Q / (size * 10^e)`` with ``Q = quote + pending funding``, rounded against the position
+    (down for a long, which sells; up for a short, which buys back), so closing at it may leave
+    up to one price unit of loss uncovered (at most ``|size| * 10^e`` micro-USDC, floored
+    notionals aside). With ``on_tick`` it is rounded further to the market's price grid, the
+    same way. Exactly: for a long, equity at the result is ``<= 0`` and at one unit above it
+    ``>= 0``; for a short, ``<= 0`` at the result and ``> 0`` one unit below. May be ``<= 0`` (a
+    long with a positive quote can sell at any price). None when flat."""
     size = position.size
     if size == 0:
         return None
@@ -109,11 +114,11 @@ def bankruptcy_price(position: Position, market: Market, *, on_tick: bool = Fals
     tick = market.price_tick
     if size > 0:
         numerator, factor = _scaled(-quote, market.notional_exp)
-        price = arith.ceil_div(numerator, size * factor)
-        return arith.ceil_div(price, tick) * tick if on_tick else price
+        price = arith.floor_div(numerator, size * factor)
+        return arith.floor_div(price, tick) * tick if on_tick else price
     numerator, factor = _scaled(quote, market.notional_exp)
-    price = arith.floor_div(numerator, -size * factor)
-    return arith.floor_div(price, tick) * tick if on_tick else price
+    price = arith.ceil_div(numerator, -size * factor)
+    return arith.ceil_div(price, tick) * tick if on_tick else price
 
 
 def liquidation_price(position: Position, market: Market) -> int | None:

@@ -24,3 +24,10 @@ def test_devnet_markets_initial_marks_are_usd_prices_in_ticks() -> None:
     # ETH: $3,000 / $0.01 per tick; 1 ETH = 10,000 lots of 0.0001 -> $3,000 in micro-USDC
     assert ETH_USD.mark_price == 300_000
     assert ETH_USD.notional(10_000, ETH_USD.mark_price) == 3_000 * 10**6
+
+
+def test_devnet_oracle_is_anvil_account_9() -> None:
+    from isoperp.devnet import devnet_account
+    from isoperp.ledger.markets import DEVNET_ORACLE
+
+    assert devnet_account(9).address == DEVNET_ORACLE
