@@ -511,8 +511,21 @@ def _check_room(order: Order, size: int) -> None:
         )
 
 
+_FIELDS: Final[dict[type, tuple[str, ...]]] = {
+    cls: tuple(f.name for f in dataclasses.fields(cls))
+    for cls in (Account, Position, Market, Exchange, Order)
+}
+
+
+def _rebuild(leaf: Any, **changes: Any) -> Any:
+    """``dataclasses.replace`` for leaf objects, several times faster (positional construction,
+    still validated by ``__post_init__``). Raises ``ValueError`` / ``TypeError`` like it."""
+    names = _FIELDS[type(leaf)]
+    return type(leaf)(*[changes[n] if n in changes else getattr(leaf, n) for n in names])
+
+
 def _filled(order: Order, size: int) -> Order:
-    return dataclasses.replace(order, filled=order.filled + size)
+    return _rebuild(order, filled=order.filled + size)
 
 
 @dataclass(slots=True)
@@ -1055,7 +1068,7 @@ class Ledger:
     @staticmethod
     def _replace(leaf: Any, **changes: int) -> Any:
         try:
-            return dataclasses.replace(leaf, **changes)
+            return _rebuild(leaf, **changes)
         except ValueError as exc:
             raise _overflow(exc) from exc
 
@@ -1283,7 +1296,7 @@ class Ledger:
         if held is not None and held.nonce == t.nonce:
             if not held.live:
                 raise _reject("order_closed", f"order {t.account_id}/{t.nonce} is closed")
-            order = dataclasses.replace(held, size=held.filled)
+            order = _rebuild(held, size=held.filled)
         else:
             order = Order.tombstone(t.account_id, t.nonce)
         tombstone = held is None or held.nonce != t.nonce
@@ -1295,7 +1308,7 @@ class Ledger:
         held = self._live_order(t.account_id, t.slot)
         if held.time_in_force not in (TIF_IOC, TIF_FOK):
             raise _reject("not_ioc", f"order {t.account_id}/{held.nonce} is good till cancelled")
-        order = dataclasses.replace(held, size=held.filled)
+        order = _rebuild(held, size=held.filled)
         return AppliedOrderClosed(order, False, (index_of(order),)), (order,), _NO_DELETES
 
     # -- oracle and funding --
@@ -1310,7 +1323,7 @@ class Ledger:
             raise _reject(
                 "price_not_newer", f"timestamp {t.timestamp} <= mark time {market.mark_time}"
             )
-        new = dataclasses.replace(market, mark_price=t.price, mark_time=t.timestamp)
+        new = _rebuild(market, mark_price=t.price, mark_time=t.timestamp)
         result = AppliedPrice(t.market_id, t.price, t.timestamp, (market_index(t.market_id),))
         return result, (new,), _NO_DELETES
 

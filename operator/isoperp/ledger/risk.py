@@ -17,7 +17,6 @@ insurance fund covers that rounding).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 from isoperp.ledger import arith
@@ -39,8 +38,13 @@ def settle_funding(position: Position, market: Market) -> tuple[Position, int]:
     payment = pending_funding(position, market)
     if position.funding_index == market.funding_index:
         return position, payment
-    settled = dataclasses.replace(
-        position, quote=position.quote + payment, funding_index=market.funding_index
+    settled = Position(
+        position.account_id,
+        position.market_id,
+        position.size,
+        position.quote + payment,
+        position.basis,
+        market.funding_index,
     )
     return settled, payment
 
