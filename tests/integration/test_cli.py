@@ -101,7 +101,7 @@ def test_bench_gas_prints_json():
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert set(report["fills"]) == {"1", "3"}
-    assert report["fills"]["3"]["batch_bytes"] == 5 + 3 * 36
+    assert report["fills"]["3"]["batch_bytes"] == 5 + 3 * 37
     assert report["deposit"] > 0 and report["claim_withdrawal"] > 0
 
 
