@@ -303,7 +303,8 @@ class AppliedBackstop:
 @dataclass(frozen=True, slots=True)
 class AppliedDeleverage:
     """``size`` lots of the bankrupt position closed against ``counterparty`` for ``notional``
-    (its share of the bankrupt quote: the bankruptcy price), without fees."""
+    (its share of the bankrupt quote: the bankruptcy price), without fees. ``touched`` includes
+    the leaves read for the insurance fund's solvency (exchange, insurance positions, markets)."""
 
     market_id: int
     size: int
@@ -1622,6 +1623,9 @@ class Ledger:
         market, _, deletes, touched = self._book(
             market, self._exchange, (bankrupt, counterparty), writes
         )
+        touched.append(EXCHANGE_INDEX)  # read: the fund's solvency (it cannot take this over)
+        for held in self.positions(account_id=INSURANCE_ACCOUNT):
+            touched += [index_of(held), market_index(held.market_id)]
         result = AppliedDeleverage(
             t.market_id,
             t.size,
@@ -1629,7 +1633,7 @@ class Ledger:
             bankrupt.side(),
             counterparty.side(),
             market.open_interest,
-            tuple(touched),
+            tuple(dict.fromkeys(touched)),
         )
         return result, tuple(writes), tuple(deletes)
 

@@ -127,8 +127,8 @@ def bankruptcy_price(position: Position, market: Market, *, on_tick: bool = Fals
 
 def liquidation_price(position: Position, market: Market) -> int | None:
     """The mark price at which equity (with pending funding) equals MMR, rounded against the
-    trader: up for a long (liquidatable at every mark below it), down for a short (liquidatable
-    at every mark above it).
+    trader: up for a long (liquidatable at every mark below it where MMR > 0), down for a short
+    (liquidatable at every mark above it).
 
     Long: ``-Q / (s * 10^e * (1 - mmf))``; short: ``Q / (|s| * 10^e * (1 + mmf))`` with
     ``Q = quote + pending funding`` (dYdX's ``(e - s*p) / (|s|*MMF - s)``). None when flat, or

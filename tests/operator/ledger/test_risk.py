@@ -143,8 +143,11 @@ def test_liquidation_price_rounds_against_the_trader(
     market = dataclasses.replace(BTC_USD, notional_exp=exp, mmf_ppm=mmf, imf_ppm=mmf)
     long = Position(0, 0, size, quote, 0, 0)
     liq = risk.liquidation_price(long, market)
-    if liq - offset > 0:  # every mark below a long's liquidation price liquidates it
-        assert risk.is_liquidatable(long, market, liq - offset)
+    mark = liq - offset
+    # every mark below a long's liquidation price liquidates it (unless its notional floors to
+    # 0, which leaves MMR 0: dYdX never liquidates a position without a requirement)
+    if mark > 0 and risk.maintenance_requirement(long, market, mark) > 0:
+        assert risk.is_liquidatable(long, market, mark)
     short = Position(0, 0, -size, quote, 0, 0)
     liq = risk.liquidation_price(short, market)
     mark = max(liq, 0) + offset  # every mark above a short's liquidation price liquidates it
