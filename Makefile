@@ -24,7 +24,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade "pip>=24" 2>&1 | { grep -v "^WARNING: Location" || true; }
 
-$(VENV)/.installed: $(BIN)/python requirements.lock pyproject.toml
+$(VENV)/.installed: $(BIN)/python requirements.lock pyproject.toml setup.py operator/isoperp/tree/_fastmerkle.c
 	$(BIN)/pip install -q -r requirements.lock 2>&1 | { grep -v "^WARNING: Location" || true; }
 	$(BIN)/pip install -q --no-deps -e . 2>&1 | { grep -v "^WARNING: Location" || true; }
 	touch $@
