@@ -5,11 +5,16 @@ leaf hash = keccak(0x00 ‖ leaf bytes) (the caller computes it, see ``hash_leaf
 incremental:
 ``set`` marks a leaf dirty and the next ``root``/``proof`` recomputes only the dirty paths, once per
 shared ancestor. Pure computation, no I/O.
+
+The flush runs in C when the optional extension ``isoperp.tree._fastmerkle`` was built (``FAST``),
+unless the environment sets ``ISOPERP_PURE_PYTHON=1``; ``SparseMerkleTree._flush_python`` is the
+reference it is tested against and the fallback.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import os
+from collections.abc import Callable, Iterable, Sequence
 from functools import cache
 
 from isoperp.errors import ProtocolError
@@ -17,6 +22,18 @@ from isoperp.hashing import keccak256
 from isoperp.protocol.constants import LEAF_SALT, NODE_SALT
 
 EMPTY = b"\x00" * 32
+
+_c_flush: Callable[[list[dict[int, bytes]], tuple[bytes, ...], set[int], int], None] | None
+if os.environ.get("ISOPERP_PURE_PYTHON") == "1":
+    _c_flush = None
+else:
+    try:
+        from isoperp.tree._fastmerkle import flush as _c_flush
+    except ImportError:  # not built (no compiler at install time): the Python flush below
+        _c_flush = None
+
+FAST = _c_flush is not None
+"""Whether trees flush through the C extension."""
 
 
 def hash_leaf(leaf_bytes: bytes) -> bytes:
@@ -106,24 +123,38 @@ class SparseMerkleTree:
     def __len__(self) -> int:
         return len(self._levels[0])
 
-    def _flush(self) -> None:
+    def _flush_python(self) -> None:
+        """Recomputes every dirty path once, level by level (the reference implementation of the
+        flush; names are bound locally, it is the hot loop of the operator without the C one)."""
         dirty = self._dirty
         if not dirty:
             return
         levels, zeros = self._levels, self._zeros
+        node = keccak256
+        salt = NODE_SALT
         for height in range(self.depth):
-            below, above = levels[height], levels[height + 1]
+            get = levels[height].get
+            above = levels[height + 1]
             zero = zeros[height]
             parents = {i >> 1 for i in dirty}
             for parent in parents:
-                left = below.get(parent << 1, zero)
-                right = below.get((parent << 1) | 1, zero)
+                left = get(parent << 1, zero)
+                right = get((parent << 1) | 1, zero)
                 if left is zero and right is zero:
                     above.pop(parent, None)
                 else:
-                    above[parent] = keccak256(NODE_SALT + left + right)
+                    above[parent] = node(salt + left + right)
             dirty = parents
         self._dirty = set()
+
+    def _flush_c(self) -> None:
+        """``_flush_python`` through the C extension (only when ``FAST``)."""
+        if self._dirty:
+            assert _c_flush is not None
+            _c_flush(self._levels, self._zeros, self._dirty, self.depth)
+            self._dirty = set()
+
+    _flush = _flush_c if FAST else _flush_python
 
     @property
     def root(self) -> bytes:
