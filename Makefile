@@ -45,7 +45,7 @@ compile: ## Compile the contracts (ape-solidity through the pinned solc)
 test: setup ## Run the whole test suite (ape test; anvil started by ape-foundry)
 	$(BIN)/ruff check operator tests scripts
 	$(BIN)/mypy
-	$(BIN)/ape test tests -q -p no:cacheprovider
+	ISOPERP_REQUIRE_FAST=1 $(BIN)/ape test tests -q -p no:cacheprovider
 
 demo: setup ## Start anvil, deploy, run the deposit -> checkpoint -> finality -> claim story, stop anvil
 	$(BIN)/isoperp demo
