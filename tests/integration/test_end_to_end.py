@@ -61,13 +61,13 @@ def test_crash_after_post_before_marking_is_reconciled(system, inbox):
     service.run_once()
     inbox.submit(signed_withdraw(system, alice, 0, 40 * USDC, 0))
 
-    def crash(_included):
-        raise SystemExit("killed between the receipt and the inbox update")
+    def crash(_changes):
+        raise SystemExit("killed between the receipt and the journal update")
 
-    inbox.mark_included, real = crash, inbox.mark_included
+    inbox.update, real = crash, inbox.update
     with contextlib.suppress(SystemExit):
         service.run_once()
-    inbox.mark_included = real
+    inbox.update = real
     assert [e.status for e in inbox.all()] == ["pending"]
     restarted = OperatorService(system, inbox)
     report = restarted.run_once()
@@ -102,3 +102,40 @@ def test_forged_withdrawal_signature_rejected(system, inbox):
     report = service.run_once()
     assert report.posted is None
     assert report.rejected[0][1] == "bad_signature"
+
+
+def test_crash_after_posting_fills_reconciles_orders(system, inbox):
+    """Orders whose fills reached L1 before a crash are marked as L1 has them on restart:
+    the resting maker stays open with its filled size, the taker is filled, nothing reposted."""
+    from isoperp.ledger.transitions import MarginTransfer, PlaceOrder
+    from isoperp.protocol.constants import TIF_IOC
+    from isoperp.protocol.signing import sign_request
+
+    alice, bob = devnet_account(1), devnet_account(2)
+    _deposit(system, alice, 10_000 * USDC)
+    _deposit(system, bob, 10_000 * USDC)
+    service = OperatorService(system, inbox)
+    service.run_once()
+    for who, account_id in ((alice, 0), (bob, 1)):
+        margin = MarginTransfer(account_id, 0, 2_000 * USDC, 0, b"")
+        inbox.submit(sign_request(bytes(who.key), system.domain, margin))
+    service.run_once()
+    sell = PlaceOrder(0, 0, False, 600_000, 10_000, 0, 0, 1, 0, b"")
+    buy = PlaceOrder(1, 0, True, 600_000, 4_000, TIF_IOC, 0, 1, 0, b"")
+    inbox.submit(sign_request(bytes(alice.key), system.domain, sell))
+    inbox.submit(sign_request(bytes(bob.key), system.domain, buy))
+
+    def crash(_changes):
+        raise SystemExit("killed between the receipt and the journal update")
+
+    inbox.update, real = crash, inbox.update
+    with contextlib.suppress(SystemExit):
+        service.run_once()
+    inbox.update = real
+    assert len(read_checkpoints(system)) == 3
+    restarted = OperatorService(system, inbox)
+    assert restarted.run_once().posted is None, "the fills must not be posted twice"
+    orders = {e.request.account_id: e for e in inbox.all() if isinstance(e.request, PlaceOrder)}
+    assert (orders[0].status, orders[0].filled) == ("open", 4_000)
+    assert (orders[1].status, orders[1].filled) == ("filled", 4_000)
+    assert restarted.ledger.position(1, 0).size == 4_000

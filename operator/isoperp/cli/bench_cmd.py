@@ -9,7 +9,9 @@ from rich.console import Console
 from rich.table import Table
 
 from isoperp.bench.gas import run_gas_bench
+from isoperp.bench.ingest import run_ingest_bench
 from isoperp.bench.matching import run_matching_bench
+from isoperp.bench.tree import run_tree_bench
 from isoperp.cli.demo_cmd import free_port
 
 console = Console()
@@ -90,11 +92,50 @@ def matching(ops: int, warmup: int, seed: int, repeat: int, as_json: bool) -> No
     """Order book throughput and per-operation latency on a seeded mixed workload."""
     with console.status(f"matching {ops:,} operations..."):
         report = run_matching_bench(ops=ops, warmup=warmup, seed=seed, repeat=repeat)
+    _print_figures(report, "order book (one core, pure Python)", as_json)
+
+
+def _print_figures(report: dict[str, object], title: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report))
         return
-    table = Table("figure", "value", title="order book (one core, pure Python)")
+    table = Table("figure", "value", title=title)
     for name, value in report.items():
         shown = f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else value
         table.add_row(name, str(shown))
     console.print(table)
+
+
+@bench.command()
+@click.option(
+    "--ops",
+    type=click.IntRange(min=100),
+    default=20_000,
+    show_default=True,
+    help="Signed orders and cancels in the timed run.",
+)
+@click.option("--accounts", type=click.IntRange(min=2), default=500, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True, help="Workload seed.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def ingest(ops: int, accounts: int, seed: int, as_json: bool) -> None:
+    """Signed orders through verification, matching, the ledger and the batch (one core)."""
+    with console.status("signing the workload...") as status:
+        report = run_ingest_bench(
+            ops=ops,
+            accounts=accounts,
+            seed=seed,
+            progress=lambda done: status.update(f"ingesting: {done:,}/{ops:,}"),
+        )
+    _print_figures(report.as_dict(), "signed-order ingest (one core)", as_json)
+
+
+@bench.command()
+@click.option("--fills", type=click.IntRange(min=100), default=20_000, show_default=True)
+@click.option("--accounts", type=click.IntRange(min=2), default=1_000, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True, help="Workload seed.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def tree(fills: int, accounts: int, seed: int, as_json: bool) -> None:
+    """Fills applied to the ledger with the state root recomputed after each (one core)."""
+    with console.status(f"applying {fills:,} fills..."):
+        report = run_tree_bench(fills=fills, accounts=accounts, seed=seed)
+    _print_figures(report.as_dict(), "state-root updates per fill (one core)", as_json)

@@ -159,7 +159,8 @@ def withdraw(
     account = ledger.account(account_id)
     assert account is not None
     inbox = state.inbox()
-    nonce = account.nonce + inbox.pending_count(account_id)
+    nonce = account.nonce + inbox.pending_count(account_id, "Withdraw")
+    nonce += inbox.pending_count(account_id, "MarginTransfer")
     if not 0 < value <= account.collateral:
         raise ConfigError(
             f"free collateral is {format_usdc(account.collateral)} at the latest checkpoint; "

@@ -86,7 +86,14 @@ def cli(ctx: click.Context, deployment_path: Path, rpc_url: str | None, verbose:
 
 
 def _register() -> None:
-    from isoperp.cli import bench_cmd, demo_cmd, devnet_cmd, exchange_cmds, operator_cmd
+    from isoperp.cli import (
+        bench_cmd,
+        demo_cmd,
+        devnet_cmd,
+        exchange_cmds,
+        operator_cmd,
+        trading_cmds,
+    )
 
     cli.add_command(devnet_cmd.devnet)
     cli.add_command(exchange_cmds.deploy)
@@ -97,6 +104,12 @@ def _register() -> None:
     cli.add_command(operator_cmd.operator)
     cli.add_command(demo_cmd.demo)
     cli.add_command(bench_cmd.bench)
+    cli.add_command(trading_cmds.margin)
+    cli.add_command(trading_cmds.order)
+    cli.add_command(trading_cmds.book)
+    cli.add_command(trading_cmds.positions)
+    cli.add_command(trading_cmds.risk_group, name="risk")
+    cli.add_command(trading_cmds.oracle)
 
 
 _register()

@@ -73,7 +73,7 @@ def _decode(kind: str, payload: str) -> Any:
     cls = _kinds().get(kind)
     if cls is None:
         raise ConfigError(f"the journal holds an unknown request kind {kind!r}", code="journal")
-    args = {}
+    args: dict[str, Any] = {}
     for name, value in json.loads(payload).items():
         if isinstance(value, dict) and "hex" in value:
             args[name] = bytes.fromhex(value["hex"])

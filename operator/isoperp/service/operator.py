@@ -22,9 +22,26 @@ from isoperp.chain.l1 import (
     replay,
 )
 from isoperp.errors import ProtocolError, TransitionRejected
+from isoperp.exchange.engine import Engine, LiquidationReport
 from isoperp.ledger.ledger import Ledger
-from isoperp.ledger.transitions import Deposit, MarginTransfer, Withdraw
-from isoperp.service.inbox import Inbox
+from isoperp.ledger.transitions import (
+    Backstop,
+    CancelOrder,
+    Deleverage,
+    Deposit,
+    Liquidate,
+    MarginTransfer,
+    PlaceOrder,
+    PriceUpdate,
+    Withdraw,
+)
+from isoperp.matching import OrderKey
+from isoperp.protocol.constants import ORDER_SLOTS
+from isoperp.service.inbox import Inbox, InboxEntry
+
+FUNDING_INTERVAL = 60  # seconds between FUNDING records per market (dYdX: hourly)
+# (journal id, status, reason, checkpoint seq, withdrawal slot, filled size); None keeps the stored
+JournalChange = tuple[int, str, str | None, int | None, int | None, int | None]
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +56,9 @@ class CycleReport:
     deposits: int = 0
     requests: int = 0
     rejected: list[tuple[int, str]] = field(default_factory=list)
+    liquidations: list[Liquidate] = field(default_factory=list)
+    backstops: list[Backstop] = field(default_factory=list)
+    deleverages: list[Deleverage] = field(default_factory=list)
 
 
 class OperatorService:
@@ -61,8 +81,10 @@ class OperatorService:
             self._reconcile(new)
 
     def _reconcile(self, new: list[PostedCheckpoint]) -> None:
-        """Marks pending inbox requests that L1 shows as already included (a crash between posting
-        and marking them) as included, so they are neither posted twice nor reported rejected."""
+        """After a crash between posting a checkpoint and updating the journal, pending entries
+        that L1 already holds are marked as L1 has them, so nothing is posted twice or reported
+        rejected: signed requests by (account, nonce, signature); orders and cancels by their
+        order slot; oracle prices by the market's mark time."""
         on_chain: dict[tuple[int, int, bytes], tuple[int, int | None]] = {}
         for cp in new:
             slot = 0
@@ -74,15 +96,39 @@ class OperatorService:
                     )
                 if isinstance(t, Withdraw):
                     slot += 1
-        found = []
+        found: list[JournalChange] = []
         for entry in self.inbox.pending():
-            r = entry.request
-            hit = on_chain.get((r.account_id, r.nonce, r.signature))
-            if hit is not None:
-                found.append((entry.id, hit[0], hit[1]))
+            change = self._on_chain_status(entry, on_chain)
+            if change is not None:
+                found.append(change)
         if found:
-            logger.info("%d inbox requests were already on L1; marked included", len(found))
-            self.inbox.mark_included(found)
+            logger.info("%d journal entries were already on L1; marked as L1 has them", len(found))
+            self.inbox.update(found)
+
+    def _on_chain_status(
+        self, entry: InboxEntry, on_chain: dict[tuple[int, int, bytes], tuple[int, int | None]]
+    ) -> JournalChange | None:
+        r = entry.request
+        if isinstance(r, Withdraw | MarginTransfer):
+            hit = on_chain.get((r.account_id, r.nonce, r.signature))
+            return None if hit is None else (entry.id, "included", None, hit[0], hit[1], None)
+        if isinstance(r, PriceUpdate):
+            market = self.ledger.market(r.market_id)
+            seen = market is not None and market.mark_time >= r.timestamp
+            return (entry.id, "included", None, None, None, None) if seen else None
+        if isinstance(r, PlaceOrder | CancelOrder):
+            leaf = self.ledger.order(r.account_id, r.nonce % ORDER_SLOTS)
+            if leaf is None or leaf.nonce < r.nonce:
+                return None  # not on L1: the order rests again / the cancel runs again
+            if isinstance(r, CancelOrder):
+                return (entry.id, "included", None, None, None, None)
+            if leaf.nonce > r.nonce:
+                return (entry.id, "cancelled", "slot_reused", None, None, None)
+            if leaf.filled < leaf.size:
+                return (entry.id, "open", None, None, None, leaf.filled)
+            status = "filled" if leaf.filled >= r.size else "done"
+            return (entry.id, status, None, None, None, leaf.filled)
+        return None
 
     def run_once(self, *, post_empty: bool = False) -> CycleReport:
         """Syncs, then posts one checkpoint if there is anything to include (or ``post_empty``)."""
@@ -91,13 +137,18 @@ class OperatorService:
         previous = latest_header(self.system, self.checkpoints)
         work = self.ledger.copy()
         builder = BatchBuilder(work, previous)
+        now = int(self.system.client.w3.eth.get_block("latest")["timestamp"])
+        cycle = _Cycle(Engine(work, builder, self.system.domain, now=now))
+        for entry in self.inbox.open_orders():
+            cycle.restore(entry)
         self._add_deposits(builder, work, previous.deposit_cursor, report)
-        included = self._add_requests(builder, report)
+        self._add_requests(cycle, report)
+        cycle.finish(report)
         if not len(builder) and not post_empty:
+            self.inbox.update(cycle.journal_changes(seq=None))
             logger.info("nothing to post")
             return report
-        timestamp = int(self.system.client.w3.eth.get_block("latest")["timestamp"])
-        sealed = builder.seal(timestamp=timestamp)
+        sealed = builder.seal(timestamp=now)
         receipt = self.system.client.transact(
             self.system.settlement.functions.postCheckpoint(
                 sealed.header.as_abi_tuple(), sealed.data
@@ -107,7 +158,7 @@ class OperatorService:
         report.posted = sealed
         report.gas_used = int(receipt["gasUsed"])
         report.tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
-        self.inbox.mark_included([(rid, sealed.header.seq, slot) for rid, slot in included])
+        self.inbox.update(cycle.journal_changes(seq=sealed.header.seq))
         self.sync()  # adopt the posted checkpoint exactly as L1 has it
         if self.ledger.state_root != sealed.header.state_root:
             raise ProtocolError("posted checkpoint did not replay to its own root", code="diverged")
@@ -133,25 +184,96 @@ class OperatorService:
                 return
             report.deposits += 1
 
-    def _add_requests(
-        self, builder: BatchBuilder, report: CycleReport
-    ) -> list[tuple[int, int | None]]:
-        included: list[tuple[int, int | None]] = []
-        withdrawals = 0
+    def _add_requests(self, cycle: _Cycle, report: CycleReport) -> None:
         for entry in self.inbox.pending():
             try:
-                builder.add(entry.request)
+                cycle.take(entry)
             except BatchFull:
                 break
             except TransitionRejected as exc:
                 logger.info("request %d rejected: %s", entry.id, exc.message)
-                self.inbox.mark_rejected(entry.id, exc.reason)
+                cycle.reject(entry, exc.reason)
                 report.rejected.append((entry.id, exc.reason))
                 continue
-            slot = None
-            if isinstance(entry.request, Withdraw):
-                slot = withdrawals
-                withdrawals += 1
-            included.append((entry.id, slot))
             report.requests += 1
-        return included
+
+
+class _Cycle:
+    """One cycle's requests through the engine, and what the journal must say about them after."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.liquidations: list[LiquidationReport] = []
+        self.withdrawals = 0
+        self.changes: list[tuple[int, str, str | None, int | None, int | None]] = []
+        self.orders: dict[OrderKey, tuple[int, PlaceOrder]] = {}  # key -> (journal id, order)
+        self.ended: dict[OrderKey, tuple[str, str | None]] = {}  # key -> (status, reason)
+
+    def restore(self, entry: InboxEntry) -> None:
+        order: PlaceOrder = entry.request
+        key = (order.account_id, order.nonce)
+        self.orders[key] = (entry.id, order)
+        if not self.engine.restore(order):
+            self.ended[key] = ("expired", None)  # unless the ledger shows it filled (finish)
+
+    def take(self, entry: InboxEntry) -> None:
+        """Runs one pending request; raises TransitionRejected / BatchFull (nothing recorded)."""
+        request = entry.request
+        if isinstance(request, PlaceOrder):
+            outcome = self.engine.submit(request)
+            self.orders[outcome.key] = (entry.id, request)
+            if not outcome.rested and outcome.remaining:
+                self.ended[outcome.key] = ("done", outcome.ended_by)
+            for key, why in outcome.removed:
+                self.ended[key] = ("cancelled", why)
+            return
+        if isinstance(request, CancelOrder):
+            self.engine.cancel(request)
+            self.changes.append((entry.id, "included", None, None, None))
+            self.ended[(request.account_id, request.nonce)] = ("cancelled", "cancelled_by_owner")
+            return
+        if isinstance(request, PriceUpdate):
+            self.liquidations.append(self.engine.price(request))
+        else:
+            self.engine.builder.add(request)
+        slot = None
+        if isinstance(request, Withdraw):
+            slot = self.withdrawals
+            self.withdrawals += 1
+        self.changes.append((entry.id, "included", None, None, slot))
+
+    def reject(self, entry: InboxEntry, reason: str) -> None:
+        self.changes.append((entry.id, "rejected", reason, None, None))
+
+    def finish(self, report: CycleReport) -> None:
+        """End of cycle: expiries, funding, a liquidation scan of every market."""
+        engine = self.engine
+        for key in engine.expire():
+            self.ended[key] = ("expired", None)
+        for market in engine.ledger.markets:
+            if engine.now - market.funding_time >= FUNDING_INTERVAL or market.funding_time == 0:
+                engine.fund(market.market_id)
+            self.liquidations.append(engine.liquidate(market.market_id))
+        for rep in self.liquidations:
+            report.liquidations.extend(rep.liquidated)
+            report.backstops.extend(rep.backstopped)
+            report.deleverages.extend(rep.deleveraged)
+
+    def journal_changes(self, *, seq: int | None) -> list[JournalChange]:
+        out: list[JournalChange] = [
+            (rid, st, why, seq if st == "included" else None, slot, None)
+            for rid, st, why, _, slot in self.changes
+        ]
+        resting = dict(self.engine.resting())
+        ledger = self.engine.ledger
+        for key, (rid, order) in self.orders.items():
+            leaf = ledger.order(order.account_id, order.nonce % ORDER_SLOTS)
+            filled = leaf.filled if leaf is not None and leaf.nonce == order.nonce else 0
+            if key in resting:
+                out.append((rid, "open", None, None, None, order.size - resting[key]))
+            elif filled >= order.size:
+                out.append((rid, "filled", None, seq, None, filled))
+            else:
+                status, why = self.ended.get(key, ("done", None))
+                out.append((rid, status, why, seq if filled else None, None, filled))
+        return out

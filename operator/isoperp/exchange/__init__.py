@@ -1,0 +1,1 @@
+"""The exchange: signed orders, matching, margin, funding and liquidations over the ledger."""
