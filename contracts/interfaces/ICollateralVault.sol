@@ -4,7 +4,8 @@ pragma solidity 0.8.28;
 /// @title ICollateralVault
 /// @notice Holds every unit of collateral of the exchange and keeps the on-chain deposit queue.
 /// @dev Money enters only through `deposit` and leaves only through `payOut`, which only the Settlement
-///      contract (the vault's creator) may call, and only for finalized withdrawals (later: escapes and refunds).
+///      contract (the vault's creator) may call: for finalized withdrawals, and after a freeze for escapes
+///      and refunds of deposits the escape checkpoint never included.
 ///      The deposit queue is a prefix-hash chain (docs/PROTOCOL.md, section 4): h_0 = 0,
 ///      h_{i+1} = keccak256(abi.encode(h_i, uint64 index, address owner, uint128 amount, uint64 timestamp)).
 interface ICollateralVault {
@@ -31,7 +32,8 @@ interface ICollateralVault {
 
     /// @notice The deposit amount is zero.
     error Vault_ZeroAmount();
-    /// @notice The deposit amount (as received) does not fit the protocol's uint128 amounts.
+    /// @notice The deposit amount (as received) does not fit the protocol's uint128 amounts, or would take
+    ///         the total ever deposited beyond 2^128 - 1.
     /// @param amount The amount received.
     error Vault_AmountTooLarge(uint256 amount);
     /// @notice The owner address is zero.
@@ -73,4 +75,13 @@ interface ICollateralVault {
     /// @notice The queue's prefix hash after the first `cursor` deposits (h_cursor; h_0 = 0).
     /// @param cursor Number of deposits covered, at most `depositCount()`.
     function depositPrefixHash(uint64 cursor) external view returns (bytes32);
+
+    /// @notice The total amount of the first `cursor` deposits (0 for cursor 0).
+    /// @dev The escape hatch refunds deposits [frozen depositCursor, depositCount) in full and needs their
+    ///      total: `depositTotal() - depositedBefore(depositCursor)`.
+    /// @param cursor Number of deposits covered, at most `depositCount()`.
+    function depositedBefore(uint64 cursor) external view returns (uint128);
+
+    /// @notice The total amount ever deposited (`depositedBefore(depositCount())`).
+    function depositTotal() external view returns (uint128);
 }

@@ -119,6 +119,17 @@ def test_deposit_more_than_uint128_reverts(vault: Any, usdc: Any, alice: Any, re
         vault.deposit(alice, 2**128, sender=alice)
 
 
+def test_deposit_total_beyond_uint128_reverts(
+    vault: Any, usdc: Any, alice: Any, reverts: Any
+) -> None:
+    # Each amount fits, the running total would not: the vault keeps its totals in uint128.
+    _fund(usdc, vault, alice, 2**128)
+    vault.deposit(alice, 2**128 - 1, sender=alice)
+    with reverts(vault.Vault_AmountTooLarge, amount=1):
+        vault.deposit(alice, 1, sender=alice)
+    assert vault.depositTotal() == 2**128 - 1
+
+
 def test_deposit_fee_on_transfer_credits_received_succeeds(
     odd_vault: Any, odd_token: Any, alice: Any
 ) -> None:
@@ -252,3 +263,30 @@ def test_depositPrefixHash_cursor_beyond_count_reverts(
 ) -> None:
     with reverts(funded_vault.Vault_CursorOutOfRange, cursor=3, count=2):
         funded_vault.depositPrefixHash.transact(3, sender=deployer)
+
+
+# ---------------------------------------------------------------- depositedBefore / depositTotal
+
+
+def test_depositedBefore_cumulative_amounts_succeeds(
+    vault: Any, usdc: Any, alice: Any, bob: Any
+) -> None:
+    # Odd and even queue indices share storage words: check every cursor across several words,
+    # with amounts that fill the high bits.
+    amounts = [1, 2**127, 7 * USDC, 3, 2**64 + 5, 11]
+    assert vault.depositedBefore(0) == 0 and vault.depositTotal() == 0
+    for i, amount in enumerate(amounts):
+        who = alice if i % 2 else bob
+        _fund(usdc, vault, who, amount)
+        vault.deposit(who, amount, sender=who)
+    totals = [sum(amounts[:c]) for c in range(len(amounts) + 1)]
+    assert [vault.depositedBefore(c) for c in range(len(amounts) + 1)] == totals
+    assert vault.depositTotal() == totals[-1]
+
+
+def test_depositedBefore_cursor_beyond_count_reverts(
+    funded_vault: Any, deployer: Any, reverts: Any
+) -> None:
+    assert funded_vault.depositedBefore(2) == 1_000_000 * USDC
+    with reverts(funded_vault.Vault_CursorOutOfRange, cursor=3, count=2):
+        funded_vault.depositedBefore.transact(3, sender=deployer)
