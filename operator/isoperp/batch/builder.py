@@ -17,7 +17,12 @@ from isoperp.ledger.model import Account, Market, Position
 from isoperp.ledger.risk import escape_value
 from isoperp.ledger.transitions import Deposit, Transition, Withdraw
 from isoperp.protocol.batch import HEADER_BYTES, assemble_batch, encode_record
-from isoperp.protocol.constants import MAX_BATCH_BYTES, TRACE_TREE_DEPTH, WITHDRAWAL_TREE_DEPTH
+from isoperp.protocol.constants import (
+    INSURANCE_ACCOUNT,
+    MAX_BATCH_BYTES,
+    TRACE_TREE_DEPTH,
+    WITHDRAWAL_TREE_DEPTH,
+)
 from isoperp.protocol.header import CheckpointHeader, WithdrawalLeaf, trace_leaf_hash
 from isoperp.tree.merkle import SparseMerkleTree
 
@@ -40,9 +45,11 @@ class LedgerLike(Protocol):
 def escape_claims_total(ledger: LedgerLike) -> int:
     """What the state is worth in an escape: every account's free collateral plus, per isolated
     position, ``risk.escape_value``: max(0, equity with pending funding at the market's mark
-    price). The haircut's denominator (PROTOCOL §4)."""
+    price). The insurance account (owner 0) is no claim. The haircut's denominator (PROTOCOL §4)."""
     total = sum(a.collateral for a in ledger.accounts())
     for p in ledger.positions():
+        if p.account_id == INSURANCE_ACCOUNT:
+            continue
         market = ledger.market(p.market_id)
         assert market is not None  # positions only exist in listed markets
         total += escape_value(p, market)
