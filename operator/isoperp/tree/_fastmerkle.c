@@ -645,12 +645,13 @@ py_flush(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t *slots = PyMem_Calloc((size_t)capacity, sizeof(Py_ssize_t));
     PyObject *result = NULL;
     dirty_item *cur = items, *next = items + capacity;
-    unsigned char *digests = blocks + (size_t)capacity * NODE_BLOCK;
+    unsigned char *digests;
     Py_ssize_t n = 0;
     if (items == NULL || blocks == NULL || slots == NULL) {
         PyErr_NoMemory();
         goto done;
     }
+    digests = blocks + (size_t)capacity * NODE_BLOCK;
     for (Py_ssize_t i = 0; i < capacity; i++) { /* the constant bytes of the padded blocks */
         blocks[NODE_BLOCK * i] = 0x01;                    /* node salt */
         blocks[NODE_BLOCK * i + 1 + 2 * HASH_LEN] = 0x01; /* first padding byte */
@@ -661,6 +662,12 @@ py_flush(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         goto done;
     }
     for (Py_ssize_t h = 0; h < depth; h++) {
+        /* the list is re-read every height: a look-up may run Python code (an int subclass's
+         * __eq__ as a key), which could change it */
+        if (h + 1 >= PyList_GET_SIZE(levels)) {
+            PyErr_SetString(PyExc_RuntimeError, "flush(): levels shrank during the flush");
+            goto done;
+        }
         PyObject *below = PyList_GET_ITEM(levels, h), *above = PyList_GET_ITEM(levels, h + 1);
         if (!PyDict_CheckExact(below) || !PyDict_CheckExact(above)) {
             PyErr_Format(PyExc_TypeError, "flush(): levels[%zd] and levels[%zd] must be dicts",
@@ -671,7 +678,7 @@ py_flush(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             PyErr_Format(PyExc_ValueError, "flush(): levels[%zd] is levels[%zd]", h, h + 1);
             goto done;
         }
-        /* strong references: code run by a dict look-up (a key's __eq__) cannot free them */
+        /* strong references, for the same reason */
         Py_INCREF(below);
         Py_INCREF(above);
         Py_ssize_t m = flush_level(below, above, PyTuple_GET_ITEM(zeros, h), cur, n, h > 0, next,

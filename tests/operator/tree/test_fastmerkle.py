@@ -302,6 +302,23 @@ def test_flush_rejects_aliased_levels_and_wrong_arity(c: ModuleType) -> None:
         c.set_impl("no-such-kernel")
 
 
+def test_flush_survives_python_code_run_by_a_lookup(c: ModuleType) -> None:
+    levels, zeros, dirty, depth = fresh_args()
+
+    class Evil(int):
+        """Equal to the int, and empties the level list when compared (mid-flush)."""
+
+        def __eq__(self, other: object) -> bool:
+            levels.clear()
+            return int(self) == other
+
+        __hash__ = int.__hash__
+
+    levels[0][Evil(2)] = b"\x02" * 32  # the sibling of the dirty leaf 3
+    with pytest.raises(RuntimeError):
+        c.flush(levels, zeros, dirty, depth)
+
+
 def test_flush_of_nothing_is_a_no_op(c: ModuleType) -> None:
     levels, zeros, _, depth = fresh_args()
     before = [dict(level) for level in levels]
