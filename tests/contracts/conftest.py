@@ -19,10 +19,17 @@ from eth_abi import decode, encode
 from eth_utils import to_checksum_address
 
 from isoperp.hashing import keccak256
+from isoperp.ledger import arith
+from isoperp.ledger.model import Account, Market, Position
+from isoperp.protocol import leaves as L
+from isoperp.protocol.constants import PPM
 from isoperp.tree.merkle import SparseMerkleTree, hash_leaf
 
 WINDOW = 600
 MIN_BOND = 10**18
+FORCED_DEADLINE = 300
+LIVENESS = 1800
+FORCED_FEE = 10**15
 GENESIS_ROOT = keccak256(b"isoperp genesis state root")
 EMPTY_BATCH = bytes([1]) + (0).to_bytes(4, "big")  # version 1, zero records
 WITHDRAWAL_DEPTH = 16
@@ -94,14 +101,20 @@ class Checkpoints:
         latest = self.settlement.latestSeq()
         prev = self.settlement.getCheckpoint(latest)
         cursor = overrides.get("depositCursor", prev.depositCursor)
+        forced = overrides.get("forcedCursor", prev.forcedCursor)
+        forced_hash = (
+            bytes(self.settlement.forcedPrefixHash(forced))
+            if forced <= self.settlement.forcedRequestCount()
+            else ZERO32
+        )
         header: dict[str, Any] = {
             "seq": latest + 1,
             "prevHash": bytes(prev.checkpointHash),
             "stateRoot": keccak256(b"state" + (latest + 1).to_bytes(8, "big")),
             "depositCursor": cursor,
             "depositPrefixHash": bytes(self.vault.depositPrefixHash(cursor)),
-            "forcedCursor": 0,
-            "forcedPrefixHash": ZERO32,
+            "forcedCursor": forced,
+            "forcedPrefixHash": forced_hash,
             "withdrawalsRoot": ZERO32,
             "withdrawalCount": 0,
             "withdrawalTotal": 0,
@@ -136,6 +149,127 @@ class Checkpoints:
         self.chain.mine()
 
 
+# ---------------------------------------------------------------- escape hatch: state trees
+
+STATE_DEPTH = 32
+EscapeLeaf = Account | Position | Market
+
+
+def make_market(market_id: int, mark: int, funding: int = 0, exp: int = 0) -> Market:
+    """A market leaf with devnet-like margins and fees."""
+    return Market(
+        market_id=market_id,
+        mark_price=mark,
+        mark_time=0,
+        funding_index=funding,
+        funding_time=0,
+        imf_ppm=50_000,
+        mmf_ppm=30_000,
+        notional_exp=exp,
+        maker_fee_ppm=100,
+        taker_fee_ppm=500,
+        min_size=1,
+        size_step=1,
+        price_tick=1,
+        open_interest=0,
+    )
+
+
+def leaf_fields(leaf: EscapeLeaf) -> tuple[Any, ...]:
+    """The Solidity struct (LeafLib's AccountLeaf / PositionLeaf / MarketLeaf) of a model leaf."""
+    if isinstance(leaf, Account):
+        return (leaf.account_id, leaf.owner, leaf.collateral, leaf.nonce)
+    if isinstance(leaf, Position):
+        return (
+            leaf.account_id,
+            leaf.market_id,
+            leaf.size,
+            leaf.quote,
+            leaf.basis,
+            leaf.funding_index,
+        )
+    return (
+        leaf.market_id,
+        leaf.mark_price,
+        leaf.mark_time,
+        leaf.funding_index,
+        leaf.funding_time,
+        leaf.imf_ppm,
+        leaf.mmf_ppm,
+        leaf.notional_exp,
+        leaf.maker_fee_ppm,
+        leaf.taker_fee_ppm,
+        leaf.min_size,
+        leaf.size_step,
+        leaf.price_tick,
+        leaf.open_interest,
+    )
+
+
+def escape_value(leaf: Account | Position, market: Market | None = None) -> int:
+    """The reference escape value: free collateral, or max(0, quote - unpaid funding + notional)
+    with isoperp.ledger.arith's floor division and notional."""
+    if isinstance(leaf, Account):
+        return leaf.collateral
+    assert market is not None and market.market_id == leaf.market_id
+    funding = arith.floor_div(-(market.funding_index - leaf.funding_index) * leaf.size, PPM)
+    notional = arith.notional(leaf.size, market.mark_price, market.notional_exp)
+    return max(0, leaf.quote + funding + notional)
+
+
+def leaf_index(leaf: EscapeLeaf) -> int:
+    if isinstance(leaf, Account):
+        return L.account_index(leaf.account_id)
+    if isinstance(leaf, Position):
+        return L.position_index(leaf.account_id, leaf.market_id)
+    return L.market_index(leaf.market_id)
+
+
+def leaf_bytes(leaf: EscapeLeaf) -> bytes:
+    if isinstance(leaf, Account):
+        return L.encode_account(leaf)
+    if isinstance(leaf, Position):
+        return L.encode_position(leaf)
+    return L.encode_market(leaf)
+
+
+class StateTree:
+    """A depth-32 state tree over model leaves (the operator's encoders and Merkle tree)."""
+
+    def __init__(self, leaves: Sequence[EscapeLeaf]) -> None:
+        self.leaves = list(leaves)
+        self.tree = SparseMerkleTree(STATE_DEPTH)
+        for leaf in self.leaves:
+            self.tree.set(leaf_index(leaf), hash_leaf(leaf_bytes(leaf)))
+
+    @property
+    def root(self) -> bytes:
+        return self.tree.root
+
+    def proof(self, leaf: EscapeLeaf) -> list[bytes]:
+        return self.tree.proof(leaf_index(leaf))
+
+    def market(self, market_id: int) -> Market:
+        return next(m for m in self.leaves if isinstance(m, Market) and m.market_id == market_id)
+
+    def witness(self, position: Position) -> tuple[Any, ...]:
+        """ISettlement.PositionWitness(position, proof)."""
+        return (leaf_fields(position), self.proof(position))
+
+    def markets(self) -> list[Market]:
+        return [m for m in self.leaves if isinstance(m, Market)]
+
+    def claims_total(self) -> int:
+        """claimsTotal: every account's collateral plus every position's escape value."""
+        total = 0
+        for leaf in self.leaves:
+            if isinstance(leaf, Account):
+                total += escape_value(leaf)
+            elif isinstance(leaf, Position):
+                total += escape_value(leaf, self.market(leaf.market_id))
+        return total
+
+
 @pytest.fixture(scope="session")
 def deployer(accounts: Any) -> Any:
     return accounts[0]
@@ -157,8 +291,32 @@ def bob(accounts: Any) -> Any:
 
 
 @pytest.fixture(scope="session")
+def oracle(accounts: Any) -> Any:
+    return accounts[4]
+
+
+@pytest.fixture(scope="session")
 def stranger(accounts: Any) -> Any:
     return accounts[5]
+
+
+def settlement_args(
+    token: Any, operator: Any, oracle: Any, root: bytes = GENESIS_ROOT, /, **overrides: Any
+) -> list[Any]:
+    """Constructor arguments of the test Settlement (devnet timings), with named overrides."""
+    args: dict[str, Any] = {
+        "token": token,
+        "operator": operator,
+        "oracle": oracle,
+        "minBond": MIN_BOND,
+        "challengeWindow": WINDOW,
+        "forcedDeadline": FORCED_DEADLINE,
+        "livenessTimeout": LIVENESS,
+        "forcedRequestFee": FORCED_FEE,
+        "genesisStateRoot": root,
+    }
+    args.update(overrides)
+    return list(args.values())
 
 
 @pytest.fixture(scope="session")
@@ -167,8 +325,8 @@ def usdc(project: Any, deployer: Any) -> Any:
 
 
 @pytest.fixture(scope="session")
-def settlement(project: Any, deployer: Any, operator: Any, usdc: Any) -> Any:
-    return deployer.deploy(project.Settlement, usdc, operator, MIN_BOND, WINDOW, GENESIS_ROOT)
+def settlement(project: Any, deployer: Any, operator: Any, oracle: Any, usdc: Any) -> Any:
+    return deployer.deploy(project.Settlement, *settlement_args(usdc, operator, oracle))
 
 
 @pytest.fixture(scope="session")
@@ -199,19 +357,80 @@ def unbonded_checkpoints(settlement: Any, vault: Any, operator: Any, chain: Any)
     return Checkpoints(settlement, vault, operator, chain)
 
 
-@pytest.fixture
-def deploy_settlement(project: Any, deployer: Any, operator: Any, chain: Any) -> Any:
-    """Deploys a bonded Settlement over `token`; returns (settlement, vault, Checkpoints)."""
+# Factories are session-scoped: creating one changes no chain state, and module-scoped fixtures
+# (built once per module, restored by ape's isolation before every test) may use them.
+@pytest.fixture(scope="session")
+def deploy_settlement(project: Any, deployer: Any, operator: Any, oracle: Any, chain: Any) -> Any:
+    """Deploys a bonded Settlement over `token` (genesis root `root`); returns (settlement, vault,
+    Checkpoints)."""
 
-    def deploy(token: Any) -> tuple[Any, Any, Checkpoints]:
+    def deploy(token: Any, root: bytes = GENESIS_ROOT) -> tuple[Any, Any, Checkpoints]:
         settlement = deployer.deploy(
-            project.Settlement, token, operator, MIN_BOND, WINDOW, GENESIS_ROOT
+            project.Settlement, *settlement_args(token, operator, oracle, root)
         )
         settlement.postBond(sender=operator, value=MIN_BOND)
         vault = project.CollateralVault.at(settlement.vault())
         return settlement, vault, Checkpoints(settlement, vault, operator, chain)
 
     return deploy
+
+
+def fund_and_deposit(token: Any, vault: Any, who: Any, amount: int) -> int:
+    """Mints `amount` to `who` and deposits it for `who`; returns the queue index."""
+    token.mint(who, amount, sender=who)
+    if hasattr(token, "approve"):
+        token.approve(vault, amount, sender=who)
+    return int(vault.deposit(who, amount, sender=who).return_value)
+
+
+def freeze_now(settlement: Any, by: Any, chain: Any) -> Any:
+    """Freezes through an overdue forced request (a no-op request by `by`); returns the receipt."""
+    receipt = settlement.requestForcedWithdrawal(0, 1, sender=by, value=FORCED_FEE)
+    chain.pending_timestamp = chain.blocks[receipt.block_number].timestamp + FORCED_DEADLINE
+    return settlement.freeze(sender=by)
+
+
+@pytest.fixture(scope="session")
+def escape_world(deploy_settlement: Any, usdc: Any, stranger: Any, chain: Any) -> Any:
+    """Factory: a fresh bonded Settlement whose checkpoint 1 (finalized) commits `tree`, after
+    `deposits` [(who, amount)] of which the first `deposit_cursor` are included; frozen (and every
+    market of `tree` proven) unless `freeze=False` (`prove_markets=False`). Returns a namespace
+    (settlement, vault, checkpoints, tree, token, and the freeze receipt)."""
+
+    def build(
+        tree: StateTree,
+        deposits: Sequence[tuple[Any, int]],
+        *,
+        deposit_cursor: int | None = None,
+        claims_total: int | None = None,
+        token: Any = None,
+        freeze: bool = True,
+        prove_markets: bool = True,
+    ) -> SimpleNamespace:
+        token = token or usdc
+        settlement, vault, cps = deploy_settlement(token)
+        for who, amount in deposits:
+            fund_and_deposit(token, vault, who, amount)
+        cps.post_next(
+            stateRoot=tree.root,
+            depositCursor=len(deposits) if deposit_cursor is None else deposit_cursor,
+            claimsTotal=tree.claims_total() if claims_total is None else claims_total,
+        )
+        cps.finalize()
+        receipt = freeze_now(settlement, stranger, chain) if freeze else None
+        if freeze and prove_markets:
+            for market in tree.markets():
+                settlement.proveMarket(leaf_fields(market), tree.proof(market), sender=stranger)
+        return SimpleNamespace(
+            settlement=settlement,
+            vault=vault,
+            checkpoints=cps,
+            tree=tree,
+            token=token,
+            freeze=receipt,
+        )
+
+    return build
 
 
 @pytest.fixture
@@ -285,6 +504,17 @@ def consts() -> SimpleNamespace:
     return SimpleNamespace(
         WINDOW=WINDOW,
         MIN_BOND=MIN_BOND,
+        FORCED_DEADLINE=FORCED_DEADLINE,
+        LIVENESS=LIVENESS,
+        FORCED_FEE=FORCED_FEE,
+        settlement_args=settlement_args,
+        make_market=make_market,
+        leaf_fields=leaf_fields,
+        leaf_index=leaf_index,
+        escape_value=escape_value,
+        StateTree=StateTree,
+        fund_and_deposit=fund_and_deposit,
+        freeze_now=freeze_now,
         GENESIS_ROOT=GENESIS_ROOT,
         EMPTY_BATCH=EMPTY_BATCH,
         ZERO32=ZERO32,

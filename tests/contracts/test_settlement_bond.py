@@ -21,11 +21,19 @@ def test_constants_mirror_conftest_succeeds(consts: Any) -> None:
 
 
 def test_constructor_stores_parameters_succeeds(
-    settlement: Any, usdc: Any, operator: Any, project: Any
+    settlement: Any, usdc: Any, operator: Any, oracle: Any, project: Any, consts: Any
 ) -> None:
     assert settlement.operator() == operator.address
+    assert settlement.oracle() == oracle.address
     assert settlement.minBond() == MIN_BOND
     assert settlement.challengeWindow() == WINDOW
+    assert settlement.forcedDeadline() == consts.FORCED_DEADLINE == 300
+    assert settlement.livenessTimeout() == consts.LIVENESS == 1800
+    assert settlement.forcedRequestFee() == consts.FORCED_FEE == 10**15
+    assert not settlement.isFrozen()
+    assert settlement.frozenAt() == 0
+    assert settlement.withdrawalsClaimed() == 0
+    assert settlement.escapePool() == (0, 0, 0)
     assert settlement.bond() == 0
     vault = project.CollateralVault.at(settlement.vault())
     assert vault.settlement() == settlement.address
@@ -41,6 +49,9 @@ def test_constructor_exposes_protocol_constants_succeeds(settlement: Any) -> Non
     assert settlement.TRACE_TREE_DEPTH() == 20
     assert settlement.MAX_WITHDRAWALS() == 2**16
     assert settlement.MAX_CHALLENGE_WINDOW() == 365 * 24 * 3600
+    assert settlement.MAX_TIMEOUT() == 365 * 24 * 3600
+    assert (settlement.FORCED_WITHDRAWAL(), settlement.FORCED_EXIT()) == (1, 2)
+    assert (settlement.FREEZE_FORCED_REQUEST_OVERDUE(), settlement.FREEZE_LIVENESS()) == (1, 2)
 
 
 def test_constructor_stores_final_genesis_checkpoint_succeeds(
@@ -61,9 +72,7 @@ def test_constructor_stores_final_genesis_checkpoint_succeeds(
     assert settlement.finalizesAt(0) == deployed_at
 
 
-def _deploy_args(usdc: Any, operator: Any, overrides: dict[str, Any]) -> list[Any]:
-    args = {"token": usdc.address, "operator": operator.address, "window": WINDOW, **overrides}
-    return [args["token"], args["operator"], MIN_BOND, args["window"], b"\x11" * 32]
+YEAR = 365 * 24 * 3600
 
 
 @pytest.mark.parametrize(
@@ -72,23 +81,58 @@ def _deploy_args(usdc: Any, operator: Any, overrides: dict[str, Any]) -> list[An
         {"token": ZERO},
         {"token": "0x000000000000000000000000000000000000dEaD"},  # no code
         {"operator": ZERO},
-        {"window": 0},
-        {"window": 365 * 24 * 3600 + 1},
+        {"oracle": ZERO},
+        {"challengeWindow": 0},
+        {"challengeWindow": YEAR + 1},
+        {"forcedDeadline": 0},
+        {"forcedDeadline": YEAR + 1},
+        {"livenessTimeout": 0},
+        {"livenessTimeout": YEAR + 1},
     ],
-    ids=["zero-token", "token-without-code", "zero-operator", "zero-window", "window-too-long"],
+    ids=[
+        "zero-token",
+        "token-without-code",
+        "zero-operator",
+        "zero-oracle",
+        "zero-window",
+        "window-too-long",
+        "zero-deadline",
+        "deadline-too-long",
+        "zero-liveness",
+        "liveness-too-long",
+    ],
 )
 def test_constructor_invalid_parameter_reverts(
-    project: Any, deployer: Any, usdc: Any, operator: Any, reverts: Any, overrides: dict[str, Any]
+    project: Any,
+    deployer: Any,
+    usdc: Any,
+    operator: Any,
+    oracle: Any,
+    reverts: Any,
+    consts: Any,
+    overrides: dict[str, Any],
 ) -> None:
+    args = consts.settlement_args(usdc, operator, oracle, b"\x11" * 32, **overrides)
     with reverts(project.Settlement.Settlement_InvalidParameter):
-        deployer.deploy(project.Settlement, *_deploy_args(usdc, operator, overrides))
+        deployer.deploy(project.Settlement, *args)
 
 
-def test_constructor_longest_window_succeeds(
-    project: Any, deployer: Any, usdc: Any, operator: Any
+def test_constructor_longest_timeouts_and_zero_fee_succeeds(
+    project: Any, deployer: Any, usdc: Any, operator: Any, oracle: Any, consts: Any
 ) -> None:
-    args = _deploy_args(usdc, operator, {"window": 365 * 24 * 3600})
-    assert deployer.deploy(project.Settlement, *args).challengeWindow() == 365 * 24 * 3600
+    args = consts.settlement_args(
+        usdc,
+        operator,
+        oracle,
+        challengeWindow=YEAR,
+        forcedDeadline=YEAR,
+        livenessTimeout=YEAR,
+        forcedRequestFee=0,
+    )
+    settlement = deployer.deploy(project.Settlement, *args)
+    assert settlement.challengeWindow() == YEAR
+    assert (settlement.forcedDeadline(), settlement.livenessTimeout()) == (YEAR, YEAR)
+    assert settlement.forcedRequestFee() == 0
 
 
 # ---------------------------------------------------------------- postBond
@@ -151,11 +195,11 @@ def test_withdrawBond_below_minimum_bond_reverts(
 
 
 def test_withdrawBond_operator_rejects_eth_reverts(
-    project: Any, deployer: Any, usdc: Any, reverts: Any
+    project: Any, deployer: Any, usdc: Any, oracle: Any, reverts: Any, consts: Any
 ) -> None:
     forwarder = deployer.deploy(project.OperatorForwarder)
     settlement = deployer.deploy(
-        project.Settlement, usdc, forwarder, MIN_BOND, WINDOW, b"\x11" * 32
+        project.Settlement, *consts.settlement_args(usdc, forwarder, oracle, b"\x11" * 32)
     )
     forwarder.forward(
         settlement, settlement.postBond.encode_input(), sender=deployer, value=2 * ETH

@@ -86,6 +86,8 @@ def test_claimWithdrawal_every_leaf_moves_exact_total_succeeds(
     assert usdc.balanceOf(funded_vault) == vault_before - sum(a for _, _, a in w.leaves)
     assert usdc.balanceOf(stranger) == 1
     assert all(bonded.isClaimed(seq, i) for i in range(len(w.leaves)))
+    # The running total of claims (the escape pool subtracts what is still owed).
+    assert bonded.withdrawalsClaimed() == sum(a for _, _, a in w.leaves)
 
 
 def test_claimWithdrawal_same_index_in_two_checkpoints_succeeds(

@@ -331,3 +331,17 @@ def test_latestSeq_only_genesis_succeeds(bonded: Any) -> None:
 def test_isClaimed_fresh_checkpoint_is_false_succeeds(checkpoints: Any, bonded: Any) -> None:
     checkpoints.post_next(withdrawalCount=3)
     assert not any(bonded.isClaimed(1, i) for i in range(3))
+
+
+def test_postCheckpoint_accumulates_withdrawal_totals_succeeds(
+    checkpoints: Any, bonded: Any
+) -> None:
+    totals = [5, 0, 2**100, 7]
+    for total in totals:
+        checkpoints.post_next(withdrawalTotal=total, claimsTotal=total + 1)
+    for seq in range(1, len(totals) + 1):
+        cp = bonded.getCheckpoint(seq)
+        assert cp.withdrawalTotal == totals[seq - 1]
+        assert cp.claimsTotal == totals[seq - 1] + 1
+        assert cp.cumulativeWithdrawalTotal == sum(totals[:seq])
+    assert bonded.getCheckpoint(0).cumulativeWithdrawalTotal == 0

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from isoperp.chain.deployment import Deployment
+from isoperp.devnet import devnet_account
 from isoperp.ledger.ledger import Ledger
 from isoperp.ledger.markets import DEVNET_MARKETS, DEVNET_ORACLE
 from isoperp.protocol.signing import Domain
@@ -19,6 +20,12 @@ logger = logging.getLogger(__name__)
 DEVNET_CHALLENGE_WINDOW = 600
 PRODUCTION_CHALLENGE_WINDOW = 7 * 24 * 3600
 DEVNET_MIN_BOND = 10**18
+DEVNET_FORCED_DEADLINE = 300
+PRODUCTION_FORCED_DEADLINE = 7 * 24 * 3600
+DEVNET_LIVENESS_TIMEOUT = 1800
+PRODUCTION_LIVENESS_TIMEOUT = 14 * 24 * 3600
+DEVNET_FORCED_REQUEST_FEE = 10**15  # 0.001 ether
+DEVNET_ORACLE_ACCOUNT = 9  # anvil test account whose key signs devnet prices
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +34,10 @@ class DeployParams:
     min_bond: int = DEVNET_MIN_BOND
     bond: int = DEVNET_MIN_BOND
     token: str | None = None  # None: deploy MockUSDC
+    forced_deadline: int = DEVNET_FORCED_DEADLINE
+    liveness_timeout: int = DEVNET_LIVENESS_TIMEOUT
+    forced_request_fee: int = DEVNET_FORCED_REQUEST_FEE
+    oracle: str | None = None  # None: devnet account 9
 
 
 class Deployer(Protocol):
@@ -63,9 +74,19 @@ def deploy_system(
     if token is None:
         token, _ = deployer.deploy_contract("MockUSDC")
         logger.info("MockUSDC deployed at %s", token)
+    oracle = params.oracle or devnet_account(DEVNET_ORACLE_ACCOUNT).address
     root = genesis_state_root()
     settlement, block = deployer.deploy_contract(
-        "Settlement", token, operator, params.min_bond, params.challenge_window, root
+        "Settlement",
+        token,
+        operator,
+        oracle,
+        params.min_bond,
+        params.challenge_window,
+        params.forced_deadline,
+        params.liveness_timeout,
+        params.forced_request_fee,
+        root,
     )
     vault = str(deployer.read(settlement, "Settlement", "vault"))
     logger.info("Settlement at %s, vault at %s", settlement, vault)
@@ -83,4 +104,8 @@ def deploy_system(
         challenge_window=params.challenge_window,
         min_bond=params.min_bond,
         genesis_state_root="0x" + root.hex(),
+        oracle=oracle,
+        forced_deadline=params.forced_deadline,
+        liveness_timeout=params.liveness_timeout,
+        forced_request_fee=params.forced_request_fee,
     )
