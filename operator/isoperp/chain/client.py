@@ -171,10 +171,25 @@ class ChainClient:
         self._nonce = int(tx["nonce"]) + 1
         receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=DEFAULT_TIMEOUT_S)
         if receipt["status"] != 1:
-            where = f"{context} (tx 0x{bytes(tx_hash).hex()})"
-            raise ContractReverted("reverted", (), context=where)
+            raise self._mined_revert(tx, receipt, context)
         logger.debug("%s: block %s, gas %s", context, receipt["blockNumber"], receipt["gasUsed"])
         return receipt
+
+    def _mined_revert(self, tx: TxParams, receipt: TxReceipt, context: str) -> ContractReverted:
+        """A transaction passed estimation but reverted when mined (the chain moved on between,
+        e.g. a deadline passed): replay it at its block to name the custom error."""
+        call = cast(
+            TxParams,
+            {k: tx[k] for k in ("from", "to", "data", "value", "gas") if k in tx},
+        )
+        try:
+            self.w3.eth.call(call, block_identifier=receipt["blockNumber"])
+        except (ContractCustomError, ContractLogicError) as exc:
+            return self.revert_error(exc, context)
+        except Exception as exc:  # best effort: fall back to the unnamed revert
+            logger.debug("could not replay the reverted transaction: %s", exc)
+        tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
+        return ContractReverted("reverted", (), context=f"{context} (tx {tx_hash})")
 
 
 class Web3Deployer:

@@ -37,6 +37,20 @@ class QueuedDeposit:
 
 
 @dataclass(frozen=True, slots=True)
+class QueuedForced:
+    """An entry of the Settlement's forced-request queue (its ForcedRequested event)."""
+
+    index: int
+    kind: int  # 1 withdrawal, 2 exit
+    requester: str
+    account_id: int
+    market_id: int
+    amount: int
+    timestamp: int
+    prefix_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class PostedCheckpoint:
     header: CheckpointHeader
     data: bytes
@@ -83,6 +97,34 @@ def read_deposits(system: System, *, from_index: int = 0) -> list[QueuedDeposit]
     return out
 
 
+def read_forced_requests(system: System, *, from_index: int = 0) -> list[QueuedForced]:
+    """Forced requests with queue index >= ``from_index``, in queue order."""
+    head = system.client.w3.eth.block_number
+    out = []
+    event = system.settlement.events.ForcedRequested
+    for log in iter_logs(event, system.deployment.deploy_block, head):
+        a = log["args"]
+        if a["index"] < from_index:
+            continue
+        out.append(
+            QueuedForced(
+                a["index"],
+                a["kind"],
+                a["requester"],
+                a["accountId"],
+                a["marketId"],
+                a["amount"],
+                a["timestamp"],
+                bytes(a["prefixHash"]),
+            )
+        )
+    out.sort(key=lambda f: f.index)
+    for expected, f in enumerate(out, start=from_index):
+        if f.index != expected:
+            raise ProtocolError(f"forced request {expected} missing from the logs", code="gap")
+    return out
+
+
 def read_checkpoints(system: System, *, from_seq: int = 1) -> list[PostedCheckpoint]:
     """Posted checkpoints with seq >= ``from_seq``, header and batch data decoded from calldata."""
     w3 = system.client.w3
@@ -122,7 +164,8 @@ def read_checkpoints(system: System, *, from_seq: int = 1) -> list[PostedCheckpo
 
 
 def genesis_ledger(system: System) -> Ledger:
-    ledger = Ledger.genesis(DEVNET_MARKETS, system.domain, DEVNET_ORACLE)
+    oracle = system.deployment.oracle or DEVNET_ORACLE
+    ledger = Ledger.genesis(DEVNET_MARKETS, system.domain, oracle)
     expected = system.deployment.genesis_state_root
     if "0x" + ledger.state_root.hex() != expected:
         raise ProtocolError(
@@ -143,10 +186,15 @@ def replay(ledger: Ledger, checkpoint: PostedCheckpoint) -> None:
         )
 
 
-def rebuild(system: System) -> tuple[Ledger, list[PostedCheckpoint]]:
-    """The ledger after every posted checkpoint, rebuilt from L1 alone, and the checkpoints."""
+def rebuild(
+    system: System, *, until_seq: int | None = None
+) -> tuple[Ledger, list[PostedCheckpoint]]:
+    """The ledger after every posted checkpoint (or only up to ``until_seq``, e.g. the escape
+    checkpoint), rebuilt from L1 alone, and those checkpoints."""
     ledger = genesis_ledger(system)
     checkpoints = read_checkpoints(system)
+    if until_seq is not None:
+        checkpoints = [cp for cp in checkpoints if cp.header.seq <= until_seq]
     for cp in checkpoints:
         replay(ledger, cp)
     logger.info("rebuilt state from %d checkpoints", len(checkpoints))

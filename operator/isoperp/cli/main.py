@@ -90,7 +90,9 @@ def _register() -> None:
         bench_cmd,
         demo_cmd,
         devnet_cmd,
+        drill_cmd,
         exchange_cmds,
+        exit_cmds,
         operator_cmd,
         trading_cmds,
     )
@@ -110,6 +112,12 @@ def _register() -> None:
     cli.add_command(trading_cmds.positions)
     cli.add_command(trading_cmds.risk_group, name="risk")
     cli.add_command(trading_cmds.oracle)
+    cli.add_command(exit_cmds.force_withdraw)
+    cli.add_command(exit_cmds.force_exit)
+    cli.add_command(exit_cmds.freeze)
+    cli.add_command(exit_cmds.exits)
+    cli.add_command(exit_cmds.escape)
+    cli.add_command(drill_cmd.drill)
 
 
 _register()

@@ -416,7 +416,7 @@ class Engine:
         market = self.ledger.market(market_id)
         assert market is not None
         if self.now - market.mark_time > MAX_PRICE_AGE:
-            logger.warning("market %d: mark is stale, no liquidations", market_id)
+            logger.info("market %d: mark is stale, no liquidations", market_id)
             return report
         candidates = [
             p

@@ -64,9 +64,10 @@ class CycleReport:
 class OperatorService:
     """Builds and posts checkpoints for one deployment."""
 
-    def __init__(self, system: System, inbox: Inbox) -> None:
+    def __init__(self, system: System, inbox: Inbox, *, serve_forced: bool = True) -> None:
         self.system = system
         self.inbox = inbox
+        self.serve_forced = serve_forced  # False only in drills: an operator that censors
         self.ledger: Ledger = genesis_ledger(system)
         self.checkpoints: list[PostedCheckpoint] = []
 

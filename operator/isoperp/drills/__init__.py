@@ -1,0 +1,36 @@
+"""Drills (`isoperp drill NAME`): fresh devnet scenarios that fail if a safety property breaks."""
+
+from __future__ import annotations
+
+from isoperp.drills import (
+    bad_debt,
+    censorship,
+    double_escape,
+    flash_crash,
+    operator_offline,
+    stale_proof,
+    unincluded_deposit,
+)
+from isoperp.drills.base import DrillContext, DrillResult, Scenario, run_drill
+
+DRILLS: dict[str, tuple[Scenario, str]] = {
+    "operator-offline": (
+        operator_offline.run,
+        "operator stops; forced request expires; freeze; everyone escapes with exact equity",
+    ),
+    "censorship": (
+        censorship.run,
+        "skipped forced request: checkpoints rejected at the deadline, "
+        "freeze exactly at the deadline",
+    ),
+    "stale-proof": (stale_proof.run, "pending root, older root, tampered proof: all refused"),
+    "double-escape": (
+        double_escape.run,
+        "same leaf twice, aliased index, bad proof length, internal node as leaf: all refused",
+    ),
+    "bad-debt": (bad_debt.run, "bad-debt position pays 0; haircut; order-independent payouts"),
+    "unincluded-deposit": (unincluded_deposit.run, "unincluded deposits refunded once, only they"),
+    "flash-crash": (flash_crash.run, "-30% tick: losses isolated, bystanders untouched"),
+}
+
+__all__ = ["DRILLS", "DrillContext", "DrillResult", "run_drill"]

@@ -1,0 +1,186 @@
+"""The escape hatch from the user's side, from L1 data alone (no operator, no operator database).
+
+After a freeze, the state of the escape checkpoint (the last one finalized before the freeze) is
+rebuilt by replaying the batch data of every checkpoint up to it from calldata; the proofs of
+the user's account leaf, position leaves and their market leaves come from that rebuilt tree.
+Then: ``proveMarket`` for each market not proven yet, ``escape`` (anyone may submit: the payout
+is credited to the owner named by the account leaf), ``refundDeposit`` for the owner's deposits
+the checkpoint never included, finalized withdrawals are claimed as usual, and
+``withdrawEscaped`` pulls the money."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from isoperp.chain.contracts import System
+from isoperp.chain.l1 import read_deposits, rebuild
+from isoperp.errors import ConfigError
+from isoperp.ledger import risk
+from isoperp.ledger.ledger import Ledger
+from isoperp.ledger.model import Account, Market, Position
+from isoperp.protocol.leaves import account_index, market_index, position_index
+from isoperp.service import claims
+
+logger = logging.getLogger(__name__)
+
+
+def account_struct(a: Account) -> tuple[object, ...]:
+    return (a.account_id, a.owner, a.collateral, a.nonce)
+
+
+def position_struct(p: Position) -> tuple[object, ...]:
+    return (p.account_id, p.market_id, p.size, p.quote, p.basis, p.funding_index)
+
+
+def market_struct(m: Market) -> tuple[object, ...]:
+    return (
+        m.market_id,
+        m.mark_price,
+        m.mark_time,
+        m.funding_index,
+        m.funding_time,
+        m.imf_ppm,
+        m.mmf_ppm,
+        m.notional_exp,
+        m.maker_fee_ppm,
+        m.taker_fee_ppm,
+        m.min_size,
+        m.size_step,
+        m.price_tick,
+        m.open_interest,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class EscapePlan:
+    """What an owner can take out after a freeze, computed from L1 data."""
+
+    seq: int
+    account: Account | None
+    positions: tuple[Position, ...]
+    account_value: int
+    position_values: tuple[int, ...]
+    refunds: tuple[tuple[int, int, int], ...]  # (deposit index, amount, timestamp)
+    escaped_leaves: frozenset[int] = field(default_factory=frozenset)
+
+    @property
+    def value(self) -> int:
+        return self.account_value + sum(self.position_values)
+
+
+def escape_ledger(system: System) -> tuple[int, Ledger]:
+    """The escape checkpoint's sequence number and its ledger, rebuilt from L1."""
+    settlement = system.settlement.functions
+    if not settlement.isFrozen().call():
+        raise ConfigError(
+            "the exchange is not frozen: escapes open only after `isoperp freeze`",
+            code="not_frozen",
+        )
+    seq = int(settlement.frozenSeq().call())
+    ledger, _ = rebuild(system, until_seq=seq)
+    stored = bytes(settlement.getCheckpoint(seq).call()[1])
+    if ledger.state_root != stored:
+        raise ConfigError("the rebuilt escape state does not match the escape root", code="rebuild")
+    return seq, ledger
+
+
+def plan(system: System, owner: str, seq: int, ledger: Ledger) -> EscapePlan:
+    settlement = system.settlement.functions
+    account_id = ledger.account_id_of(owner)
+    account = ledger.account(account_id) if account_id is not None else None
+    positions: tuple[Position, ...] = ()
+    values: tuple[int, ...] = ()
+    escaped = set()
+    if account is not None:
+        if settlement.isEscaped(account_index(account.account_id)).call():
+            escaped.add(account_index(account.account_id))
+        positions = tuple(ledger.positions(account_id=account.account_id))
+        for p in positions:
+            if settlement.isEscaped(position_index(p.account_id, p.market_id)).call():
+                escaped.add(position_index(p.account_id, p.market_id))
+        values = tuple(
+            risk.escape_value(p, ledger.market(p.market_id))  # type: ignore[arg-type]
+            for p in positions
+        )
+    cursor = int(settlement.getCheckpoint(seq).call()[4])
+    refunds = tuple(
+        (d.index, d.amount, d.timestamp)
+        for d in read_deposits(system, from_index=cursor)
+        if d.owner.lower() == owner.lower() and not settlement.isRefunded(d.index).call()
+    )
+    return EscapePlan(
+        seq,
+        account,
+        positions,
+        account.collateral if account else 0,
+        values,
+        refunds,
+        frozenset(escaped),
+    )
+
+
+@dataclass
+class EscapeResult:
+    credited: int = 0
+    refunded: int = 0
+    claimed: int = 0
+    withdrawn: int = 0
+    gas: dict[str, int] = field(default_factory=dict)
+
+
+def execute(
+    system: System, owner: str, *, withdraw: bool = True
+) -> tuple[EscapePlan, EscapeResult]:
+    """Escapes ``owner`` (the client's signer pays gas; payouts go to ``owner``)."""
+    seq, ledger = escape_ledger(system)
+    p = plan(system, owner, seq, ledger)
+    result = EscapeResult()
+    fns = system.settlement.functions
+    client = system.client
+    if p.account is not None:
+        todo = [
+            pos
+            for pos in p.positions
+            if position_index(pos.account_id, pos.market_id) not in p.escaped_leaves
+        ]
+        for market_id in sorted({pos.market_id for pos in todo}):
+            if not fns.escapeMarket(market_id).call()[3]:
+                market = ledger.market(market_id)
+                assert market is not None
+                receipt = client.transact(
+                    fns.proveMarket(market_struct(market), ledger.proof(market_index(market_id))),
+                    context=f"proveMarket {market_id}",
+                )
+                result.gas[f"proveMarket {market_id}"] = int(receipt["gasUsed"])
+        account_leaf = account_index(p.account.account_id)
+        if todo or account_leaf not in p.escaped_leaves:
+            witnesses = [
+                (position_struct(pos), ledger.proof(position_index(pos.account_id, pos.market_id)))
+                for pos in todo
+            ]
+            before = int(fns.escapeBalance(owner).call())
+            receipt = client.transact(
+                fns.escape(account_struct(p.account), ledger.proof(account_leaf), witnesses),
+                context="escape",
+            )
+            result.gas[f"escape ({len(todo)} positions)"] = int(receipt["gasUsed"])
+            result.credited = int(fns.escapeBalance(owner).call()) - before
+    for index, amount, timestamp in p.refunds:
+        receipt = client.transact(
+            fns.refundDeposit(index, owner, amount, timestamp), context=f"refundDeposit {index}"
+        )
+        result.gas["refundDeposit"] = int(receipt["gasUsed"])
+        result.refunded += amount
+    _, checkpoints = rebuild(system)
+    for w in claims.withdrawal_statuses(system, checkpoints, recipient=owner):
+        if w.finalized and not w.claimed:
+            result.gas["claimWithdrawal"] = claims.claim(system, w)
+            result.claimed += w.leaf.amount
+    if withdraw and client.account is not None and client.address.lower() == owner.lower():
+        balance = int(fns.escapeBalance(owner).call())
+        if balance:
+            receipt = client.transact(fns.withdrawEscaped(), context="withdrawEscaped")
+            result.gas["withdrawEscaped"] = int(receipt["gasUsed"])
+            result.withdrawn = balance
+    return p, result
