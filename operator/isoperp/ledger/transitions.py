@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from isoperp.protocol.constants import FORCED_KIND_EXIT, FORCED_KIND_WITHDRAWAL
+
 
 @dataclass(frozen=True, slots=True)
 class Deposit:
@@ -147,6 +149,63 @@ class Deleverage:
     timestamp: int
 
 
+@dataclass(frozen=True, slots=True)
+class ForcedWithdraw:
+    """Serves entry ``forced_index`` of the Settlement's forced-request queue, kind 1: ``requester``
+    asked on L1 to withdraw up to ``amount`` of ``account_id``'s free collateral. Served even when
+    it cannot be executed (then as a no-op that only advances the cursor); see the ledger."""
+
+    forced_index: int
+    account_id: int
+    requester: str
+    amount: int
+    timestamp: int
+
+
+@dataclass(frozen=True, slots=True)
+class ForcedExit:
+    """Serves entry ``forced_index`` of the forced-request queue, kind 2: ``requester`` asked on
+    L1 to close ``account_id``'s isolated position in ``market_id`` at the mark and withdraw what
+    it is worth. Served even when it cannot be executed (a no-op that advances the cursor)."""
+
+    forced_index: int
+    account_id: int
+    market_id: int
+    requester: str
+    timestamp: int
+
+
+ForcedRequest = ForcedWithdraw | ForcedExit
+"""Transitions that serve the forced-request queue (records 0x10 / 0x11)."""
+
+
+def forced_request(
+    index: int,
+    kind: int,
+    requester: str,
+    account_id: int,
+    market_id: int,
+    amount: int,
+    timestamp: int,
+) -> ForcedWithdraw | ForcedExit:
+    """The transition that serves forced-request queue entry ``index`` (the fields of the
+    Settlement's ``ForcedRequested`` event, in its order).
+
+    Raises ``ValueError`` for an unknown ``kind``, a withdrawal with ``market_id != 0`` or an exit
+    with ``amount != 0``: the records do not carry those fields (the contract always queues 0
+    there), so such an entry could never reproduce the queue's prefix hash.
+    """
+    if kind == FORCED_KIND_WITHDRAWAL:
+        if market_id != 0:
+            raise ValueError(f"forced withdrawal {index} has market id {market_id}, not 0")
+        return ForcedWithdraw(index, account_id, requester, amount, timestamp)
+    if kind == FORCED_KIND_EXIT:
+        if amount != 0:
+            raise ValueError(f"forced exit {index} has amount {amount}, not 0")
+        return ForcedExit(index, account_id, market_id, requester, timestamp)
+    raise ValueError(f"forced request {index} has unknown kind {kind}")
+
+
 Transition = (
     Deposit
     | Withdraw
@@ -160,6 +219,8 @@ Transition = (
     | Liquidate
     | Backstop
     | Deleverage
+    | ForcedWithdraw
+    | ForcedExit
 )
 
 SignedRequest = Withdraw | MarginTransfer | PlaceOrder | CancelOrder | PriceUpdate

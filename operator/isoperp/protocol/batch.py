@@ -18,6 +18,8 @@ from isoperp.ledger.transitions import (
     Deleverage,
     Deposit,
     Fill,
+    ForcedExit,
+    ForcedWithdraw,
     Funding,
     Liquidate,
     MarginTransfer,
@@ -35,6 +37,8 @@ from isoperp.protocol.constants import (
     RECORD_DELEVERAGE,
     RECORD_DEPOSIT,
     RECORD_FILL,
+    RECORD_FORCED_EXIT,
+    RECORD_FORCED_WITHDRAW,
     RECORD_FUNDING,
     RECORD_LIQUIDATE,
     RECORD_MARGIN_TRANSFER,
@@ -201,9 +205,31 @@ def _encode_risk(t: Transition) -> bytes | None:
     return None
 
 
+def _encode_forced(t: Transition) -> bytes | None:
+    if isinstance(t, ForcedWithdraw):
+        return (
+            bytes([RECORD_FORCED_WITHDRAW])
+            + _uint(t.forced_index, 8, "forced_index")
+            + _uint(t.account_id, 4, "account_id")
+            + _address(t.requester, "requester")
+            + _uint(t.amount, 16, "amount")
+            + _uint(t.timestamp, 8, "timestamp")
+        )
+    if isinstance(t, ForcedExit):
+        return (
+            bytes([RECORD_FORCED_EXIT])
+            + _uint(t.forced_index, 8, "forced_index")
+            + _uint(t.account_id, 4, "account_id")
+            + _uint(t.market_id, 2, "market_id")
+            + _address(t.requester, "requester")
+            + _uint(t.timestamp, 8, "timestamp")
+        )
+    return None
+
+
 def encode_record(t: Transition) -> bytes:
     """The record bytes of one transition (type byte included)."""
-    for encode in (_encode_orders, _encode_account_requests, _encode_risk):
+    for encode in (_encode_orders, _encode_account_requests, _encode_risk, _encode_forced):
         record = encode(t)
         if record is not None:
             return record
@@ -302,6 +328,14 @@ def _read_deleverage(r: _Reader) -> Deleverage:
     return Deleverage(r.uint(2), r.uint(4), r.uint(4), r.uint(8), r.uint(8))
 
 
+def _read_forced_withdraw(r: _Reader) -> ForcedWithdraw:
+    return ForcedWithdraw(r.uint(8), r.uint(4), r.address(), r.uint(16), r.uint(8))
+
+
+def _read_forced_exit(r: _Reader) -> ForcedExit:
+    return ForcedExit(r.uint(8), r.uint(4), r.uint(2), r.address(), r.uint(8))
+
+
 _READERS: Final[dict[int, Callable[[_Reader], Transition]]] = {
     RECORD_DEPOSIT: _read_deposit,
     RECORD_WITHDRAW: _read_withdraw,
@@ -315,6 +349,8 @@ _READERS: Final[dict[int, Callable[[_Reader], Transition]]] = {
     RECORD_LIQUIDATE: _read_liquidate,
     RECORD_BACKSTOP: _read_backstop,
     RECORD_DELEVERAGE: _read_deleverage,
+    RECORD_FORCED_WITHDRAW: _read_forced_withdraw,
+    RECORD_FORCED_EXIT: _read_forced_exit,
 }
 
 
@@ -373,5 +409,7 @@ def record_sizes() -> dict[int, int]:
         Liquidate(0, 0, 0, 0, 0, 0, 0),
         Backstop(0, 0, 0),
         Deleverage(0, 0, 0, 0, 0),
+        ForcedWithdraw(0, 0, zero, 0, 0),
+        ForcedExit(0, 0, 0, zero, 0),
     ]
     return {encode_record(t)[0]: len(encode_record(t)) for t in samples}

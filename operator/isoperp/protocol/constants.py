@@ -47,6 +47,12 @@ RECORD_FUNDING: Final = 0x09
 RECORD_LIQUIDATE: Final = 0x0A
 RECORD_BACKSTOP: Final = 0x0B
 RECORD_DELEVERAGE: Final = 0x0C
+RECORD_FORCED_WITHDRAW: Final = 0x10
+RECORD_FORCED_EXIT: Final = 0x11
+
+# Forced-request queue (section 4.1): the kind byte of a queue entry
+FORCED_KIND_WITHDRAWAL: Final = 1
+FORCED_KIND_EXIT: Final = 2
 
 # Accounts and orders (section 2)
 INSURANCE_ACCOUNT: Final = (1 << 24) - 1  # exists from genesis, owner = the zero address

@@ -12,6 +12,8 @@ from isoperp.ledger.transitions import (
     Deleverage,
     Deposit,
     Fill,
+    ForcedExit,
+    ForcedWithdraw,
     Funding,
     Liquidate,
     MarginTransfer,
@@ -44,6 +46,8 @@ transitions = st.one_of(
     st.builds(Liquidate, u(16), u(32), u(32), u(8), u(64), u(64), u(64)),
     st.builds(Backstop, u(16), u(32), u(64)),
     st.builds(Deleverage, u(16), u(32), u(32), u(64), u(64)),
+    st.builds(ForcedWithdraw, u(64), u(32), addresses, u(128), u(64)),
+    st.builds(ForcedExit, u(64), u(32), u(16), addresses, u(64)),
 )
 
 
@@ -67,6 +71,8 @@ def test_record_sizes_match_protocol_doc():
         0x0A: 1 + 35,
         0x0B: 1 + 14,
         0x0C: 1 + 26,
+        0x10: 1 + 56,
+        0x11: 1 + 42,
     }
 
 
@@ -117,6 +123,34 @@ def test_deposit_record_exact_bytes():
         + (1_000_000).to_bytes(16, "big")
         + (1_700_000_000).to_bytes(8, "big")
     )
+
+
+def test_forced_withdraw_record_exact_bytes():
+    record = encode_record(ForcedWithdraw(9, 7, ADDR, 1_000_000, 1_700_000_000))
+    assert record == (
+        b"\x10"
+        + (9).to_bytes(8, "big")
+        + (7).to_bytes(4, "big")
+        + bytes.fromhex(ADDR[2:])
+        + (1_000_000).to_bytes(16, "big")
+        + (1_700_000_000).to_bytes(8, "big")
+    )
+
+
+def test_forced_exit_record_exact_bytes():
+    record = encode_record(ForcedExit(9, 7, 1, ADDR, 1_700_000_000))
+    assert record == (
+        b"\x11"
+        + (9).to_bytes(8, "big")
+        + (7).to_bytes(4, "big")
+        + (1).to_bytes(2, "big")
+        + bytes.fromhex(ADDR[2:])
+        + (1_700_000_000).to_bytes(8, "big")
+    )
+    # decoding checksums the requester
+    assert decode_batch(encode_batch([ForcedExit(9, 7, 1, ADDR.lower(), 5)])) == [
+        ForcedExit(9, 7, 1, ADDR, 5)
+    ]
 
 
 def test_margin_transfer_negative_amount_is_twos_complement():
@@ -178,6 +212,12 @@ def test_order_is_buy_must_be_boolean_byte():
         Liquidate(1 << 16, 0, 0, 0, 1, 1, 0),
         Backstop(0, 0, -1),
         Deleverage(0, 0, 0, 1 << 64, 0),
+        ForcedWithdraw(1 << 64, 0, ADDR, 1, 0),
+        ForcedWithdraw(0, 0, ADDR, 1 << 128, 0),
+        ForcedWithdraw(0, 0, "0x12", 1, 0),
+        ForcedExit(0, 1 << 32, 0, ADDR, 0),
+        ForcedExit(0, 0, 1 << 16, ADDR, 0),
+        ForcedExit(0, 0, 0, ADDR, -1),
     ],
 )
 def test_out_of_range_fields_rejected(t):
