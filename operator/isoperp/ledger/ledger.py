@@ -63,6 +63,11 @@ REJECTION REASONS (``TransitionRejected.reason``):
   ``insurance_solvent`` (the fund could take the position: backstop it instead),
   ``counterparty_size`` (no opposite position of at least ``size``), ``insufficient_margin``
   (the counterparty would close flat with a negative quote).
+- ForcedWithdraw / ForcedExit (the L1 forced-request queue): only ``malformed``,
+  ``forced_out_of_order`` (not ``exchange.forced_cursor``) and ``overflow``. A request that cannot
+  be executed is *served as a no-op* instead (the cursor advances, the result's ``noop`` names
+  why): the contract cannot check owners, and a request the operator could not serve would
+  freeze the exchange at its deadline.
 """
 
 from __future__ import annotations
@@ -95,6 +100,8 @@ from isoperp.ledger.transitions import (
     Deleverage,
     Deposit,
     Fill,
+    ForcedExit,
+    ForcedWithdraw,
     Funding,
     Liquidate,
     MarginTransfer,
@@ -111,6 +118,8 @@ from isoperp.protocol.constants import (
     FUNDING_RATE_CAP_MULTIPLE,
     INSURANCE_ACCOUNT,
     LIQUIDATION_FEE_PPM,
+    MAX_ACCOUNTS,
+    MAX_MARKETS,
     MAX_PRICE_AGE,
     ORDER_FLAGS_MASK,
     ORDER_SLOTS,
@@ -315,6 +324,59 @@ class AppliedDeleverage:
     touched: tuple[int, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class AppliedForcedWithdraw:
+    """Forced request ``forced_index`` was served (the exchange's forced cursor advanced).
+
+    ``paid`` = ``min(requested, free collateral)`` left the account to ``requester`` (its owner):
+    when it is > 0 the batch builder appends ``(account_id, requester, paid)`` to the checkpoint's
+    withdrawals tree, like a Withdraw. ``noop`` says why nothing was paid (``paid == 0``):
+    ``unknown_account``, ``insurance_account``, ``not_owner``, ``bad_amount`` (0) or
+    ``nothing_to_withdraw`` (no free collateral); None when the request was executed.
+    ``collateral`` is the account's free collateral after (None without an account)."""
+
+    forced_index: int
+    account_id: int
+    requester: str
+    requested: int
+    paid: int
+    collateral: int | None
+    noop: str | None
+    touched: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedForcedExit:
+    """Forced request ``forced_index`` was served (the exchange's forced cursor advanced).
+
+    Executed (``noop`` None): after ``funding`` was settled, the position of ``size`` lots and
+    ``quote`` was worth ``equity = quote + notional(size, mark_price)``; the insurance account
+    took it over at the mark and ``paid = max(0, equity)`` left to ``requester`` (the owner)
+    through the withdrawals tree (the builder appends ``(account_id, requester, paid)`` when it is
+    > 0). The position leaf is deleted. ``insurance_position`` is the insurance account's merged
+    position (None when it netted flat, or was not touched because the exited position was
+    flat). A no-op (``paid == 0``, nothing but the cursor changed) says why in ``noop``:
+    ``unknown_account``, ``insurance_account``, ``not_owner``, ``unknown_market`` or
+    ``no_position``; the other fields are then 0 / None."""
+
+    forced_index: int
+    account_id: int
+    market_id: int
+    requester: str
+    paid: int
+    size: int
+    quote: int
+    equity: int
+    mark_price: int
+    funding: int
+    insurance_funding: int
+    insurance_position: Position | None
+    insurance_fund: int
+    open_interest: int
+    noop: str | None
+    touched: tuple[int, ...]
+
+
 Applied: TypeAlias = (
     AppliedDeposit
     | AppliedWithdraw
@@ -327,6 +389,8 @@ Applied: TypeAlias = (
     | AppliedLiquidation
     | AppliedBackstop
     | AppliedDeleverage
+    | AppliedForcedWithdraw
+    | AppliedForcedExit
 )
 
 
@@ -850,6 +914,10 @@ class Ledger:
     def apply(self, t: Backstop) -> AppliedBackstop: ...
     @overload
     def apply(self, t: Deleverage) -> AppliedDeleverage: ...
+    @overload
+    def apply(self, t: ForcedWithdraw) -> AppliedForcedWithdraw: ...
+    @overload
+    def apply(self, t: ForcedExit) -> AppliedForcedExit: ...
 
     def apply(self, t: Transition) -> Applied:
         """Applies ``t`` or raises ``TransitionRejected`` (state unchanged). Returns the
@@ -885,6 +953,10 @@ class Ledger:
     def validate(self, t: Backstop) -> AppliedBackstop: ...
     @overload
     def validate(self, t: Deleverage) -> AppliedDeleverage: ...
+    @overload
+    def validate(self, t: ForcedWithdraw) -> AppliedForcedWithdraw: ...
+    @overload
+    def validate(self, t: ForcedExit) -> AppliedForcedExit: ...
 
     def validate(self, t: Transition) -> Applied:
         """What ``apply(t)`` would return, changing nothing (raises the same rejections)."""
@@ -1637,6 +1709,148 @@ class Ledger:
         )
         return result, tuple(writes), tuple(deletes)
 
+    # -- forced requests (the L1 queue; never rejected once in order) --
+
+    def _forced_account(
+        self, t: ForcedWithdraw | ForcedExit
+    ) -> tuple[Exchange, str, Account | None, str | None, list[int]]:
+        """The checks every forced request shares. Rejects only what the batch could not carry
+        (``malformed``) and a request out of queue order; then returns the exchange with the
+        cursor advanced, the checksummed requester, the account (None if it does not exist), the
+        no-op reason so far (None: the requester owns an ordinary account) and the leaves read."""
+        forced_index = _uint("forced_index", t.forced_index, 64)
+        account_id = _uint("account_id", t.account_id, 32)
+        requester = _address("requester", t.requester)
+        _uint("timestamp", t.timestamp, 64)
+        ex = self._exchange
+        if forced_index != ex.forced_cursor:
+            raise _reject(
+                "forced_out_of_order",
+                f"forced request {forced_index} is not the next in the queue ({ex.forced_cursor})",
+            )
+        exchange = self._replace(ex, forced_cursor=ex.forced_cursor + 1)
+        touched = [EXCHANGE_INDEX]
+        if account_id >= MAX_ACCOUNTS:  # the contract bounds ids; a slot that cannot exist
+            return exchange, requester, None, "unknown_account", touched
+        touched.append(account_index(account_id))
+        account = self._accounts.get(account_id)
+        if account is None:
+            return exchange, requester, None, "unknown_account", touched
+        if account_id == INSURANCE_ACCOUNT:  # owner 0: nobody can ask for it
+            return exchange, requester, account, "insurance_account", touched
+        if requester != account.owner:  # the contract does not know owners: anyone may queue
+            return exchange, requester, account, "not_owner", touched
+        return exchange, requester, account, None, touched
+
+    def _plan_forced_withdraw(self, t: ForcedWithdraw) -> _Plan:
+        amount = _uint("amount", t.amount, 128)
+        exchange, requester, account, noop, touched = self._forced_account(t)
+        paid = 0
+        writes: tuple[Leaf, ...] = (exchange,)
+        if noop is None and amount == 0:
+            noop = "bad_amount"
+        if noop is None:
+            assert account is not None
+            paid = min(amount, account.collateral)
+            if paid == 0:
+                noop = "nothing_to_withdraw"
+            else:  # the nonce counts signed requests only: unchanged
+                account = self._replace(account, collateral=account.collateral - paid)
+                writes = (exchange, account)
+        result = AppliedForcedWithdraw(
+            t.forced_index,
+            t.account_id,
+            requester,
+            amount,
+            paid,
+            None if account is None else account.collateral,
+            noop,
+            tuple(touched),
+        )
+        return result, writes, _NO_DELETES
+
+    def _plan_forced_exit(self, t: ForcedExit) -> _Plan:
+        market_id = _uint("market_id", t.market_id, 16)
+        exchange, requester, _account, noop, touched = self._forced_account(t)
+        market = self._markets.get(market_id)
+        pos = None
+        if noop is None:
+            if market_id < MAX_MARKETS:
+                touched.append(market_index(market_id))
+            if market is None:
+                noop = "unknown_market"
+            else:
+                touched.append(position_index(t.account_id, market_id))
+                pos = self._positions.get((t.account_id, market_id))
+                if pos is None:
+                    noop = "no_position"
+        if noop is not None:
+            result = AppliedForcedExit(
+                t.forced_index, t.account_id, market_id, requester, 0, 0, 0, 0, 0, 0, 0, None,
+                exchange.insurance_fund, 0 if market is None else market.open_interest, noop,
+                tuple(touched),
+            )
+            return result, (exchange,), _NO_DELETES
+        assert market is not None and pos is not None
+        try:
+            pos, funding = risk.settle_funding(pos, market)
+        except ValueError as exc:
+            raise _overflow(exc) from exc
+        equity = pos.quote + market.notional(pos.size, market.mark_price)
+        paid = max(0, equity)
+        writes: list[Leaf] = []
+        deletes = [(t.account_id, market_id)]
+        insurance_funding = 0
+        insurance_position = None
+        if pos.size == 0:  # flat with margin in: nothing to take over, the quote is paid out
+            ex = self._exchange
+            fund = ex.insurance_fund + pos.quote - paid  # 0 (a flat quote is never negative)
+            exchange = self._replace(exchange, insurance_fund=fund)
+        else:
+            # The insurance account takes the position over at the mark, as in BACKSTOP: size
+            # and basis as-is, quote minus what the owner is paid (-notional at the mark when
+            # equity >= 0; the whole bad debt otherwise). No solvency check: the request cannot
+            # be refused.
+            taken = self._replace(pos, quote=pos.quote - paid)
+            held = self._positions.get((INSURANCE_ACCOUNT, market_id))
+            merged, insurance_funding, ex, _ = self._takeover(market, taken)
+            exchange = self._replace(exchange, insurance_fund=ex.insurance_fund)
+            open_interest = (
+                market.open_interest
+                + max(merged.size, 0)
+                - max(pos.size, 0)
+                - max(0 if held is None else held.size, 0)
+            )
+            touched.append(position_index(INSURANCE_ACCOUNT, market_id))
+            if merged.size == 0:
+                deletes.append((INSURANCE_ACCOUNT, market_id))
+            else:
+                writes.append(merged)
+                insurance_position = merged
+            if open_interest != market.open_interest:
+                market = self._replace(market, open_interest=open_interest)
+                writes.append(market)
+        writes.append(exchange)
+        result = AppliedForcedExit(
+            t.forced_index,
+            t.account_id,
+            market_id,
+            requester,
+            paid,
+            pos.size,
+            pos.quote,
+            equity,
+            market.mark_price,
+            funding,
+            insurance_funding,
+            insurance_position,
+            exchange.insurance_fund,
+            market.open_interest,
+            None,
+            tuple(touched),
+        )
+        return result, tuple(writes), tuple(deletes)
+
     # -- commit: the only code that mutates the state ----------------------------------------------
 
     def _put(self, leaf: Leaf) -> None:
@@ -1698,6 +1912,8 @@ _PLANNERS: Final[dict[type, Callable[[Ledger, Any], _Plan]]] = {
     Liquidate: Ledger._plan_liquidate,
     Backstop: Ledger._plan_backstop,
     Deleverage: Ledger._plan_deleverage,
+    ForcedWithdraw: Ledger._plan_forced_withdraw,
+    ForcedExit: Ledger._plan_forced_exit,
 }
 
 

@@ -1,5 +1,6 @@
 """Random deposits, withdrawals, margin moves, orders, fills, cancels, oracle prices, funding,
-liquidations, backstops and deleveraging against the ledger's invariants.
+liquidations, backstops, deleveraging and forced requests (withdrawals and exits from the L1 queue,
+by owners and by strangers, for unknown accounts and markets) against the ledger's invariants.
 
 After every step: conservation (liabilities + pending funding + dust == deposits - withdrawals,
 with 0 <= dust <= funding settlements + open positions), no negative collateral, per-market sizes
@@ -8,7 +9,9 @@ equals the lots the accepted fills gave it and never exceeds its size, stored le
 encodings of the model objects, and the incremental root == the root of a tree rebuilt from
 scratch. Every rejected step must leave the root and every leaf byte unchanged. A liquidation,
 backstop or deleverage must not change any account or position leaf but those of the liquidated
-account, its maker or counterparty, and the insurance account.
+account, its maker or counterparty, and the insurance account; a forced request none but those of
+its account and the insurance account. Forced requests are never rejected in queue order, and
+always rejected out of it.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from isoperp.ledger.ledger import (
     AppliedBackstop,
     AppliedDeleverage,
     AppliedFill,
+    AppliedForcedExit,
     AppliedLiquidation,
     AppliedMarginTransfer,
     AppliedOrder,
@@ -43,6 +47,8 @@ from isoperp.ledger.transitions import (
     Backstop,
     Deleverage,
     Fill,
+    ForcedExit,
+    ForcedWithdraw,
     Funding,
     Liquidate,
     MarginTransfer,
@@ -53,7 +59,9 @@ from isoperp.protocol.constants import (
     FLAG_REDUCE_ONLY,
     FUNDING_RATE_CAP_MULTIPLE,
     INSURANCE_ACCOUNT,
+    MAX_ACCOUNTS,
     STATE_TREE_DEPTH,
+    ZERO_ADDRESS,
 )
 from isoperp.protocol.leaves import account_index, encode_leaf, index_of
 from isoperp.tree.merkle import SparseMerkleTree, hash_leaf
@@ -77,10 +85,12 @@ ODD = dataclasses.replace(
 MARKETS = (BTC_USD, ETH_USD, ODD)
 N_USERS = 4
 START = 1_000
+STRANGER = "0x00000000000000000000000000000000DeaDBeef"  # owns no account
 
 users = st.integers(0, N_USERS - 1)
 amounts = st.one_of(st.integers(0, 20_000_000_000), st.sampled_from([0, 1]))
 market_ids = st.integers(0, len(MARKETS) - 1)
+requesters = st.sampled_from([-1] * 6 + list(range(N_USERS + 2)))  # -1: the account's owner
 
 
 def _grid(value: int, step: int) -> int:
@@ -104,6 +114,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.settlements = 0  # funding settlements so far: bounds the funding dust
         self.filled: dict[tuple[int, int], int] = {}  # (account, nonce) -> lots filled
         self.registered: set[tuple[int, int]] = set()
+        self.served: list[ForcedWithdraw | ForcedExit] = []  # forced requests served so far
 
     # -- helpers
 
@@ -129,7 +140,7 @@ class LedgerMachine(RuleBasedStateMachine):
         """Ghost bookkeeping of funding settlements and order fills."""
         if isinstance(result, AppliedMarginTransfer):
             self.settlements += 1
-        elif isinstance(result, AppliedBackstop | AppliedDeleverage):
+        elif isinstance(result, AppliedBackstop | AppliedDeleverage | AppliedForcedExit):
             self.settlements += 2
         elif isinstance(result, AppliedOrder):
             key = (result.order.account_id, result.order.nonce)
@@ -385,11 +396,12 @@ class LedgerMachine(RuleBasedStateMachine):
         taker_is_buy=st.booleans(),
         share=st.integers(80, 97),
         permille=st.sampled_from([-200, -100, -70, -45, 45, 70, 100, 200]),
-        action=st.sampled_from(["liquidate", "backstop", "deleverage", "unwind"]),
+        action=st.sampled_from(["liquidate", "backstop", "deleverage", "unwind", "exit"]),
     )
     def stress(self, data: st.DataObject, market: int, maker: int, taker: int,
                taker_is_buy: bool, share: int, permille: int, action: str) -> None:
-        """Leverage up, move the mark, then liquidate, backstop, deleverage or unwind."""
+        """Leverage up, move the mark, then liquidate, backstop, deleverage, unwind, or serve a
+        forced exit of an open position (in bad debt after large moves)."""
         self.leverage_up(market, maker, taker, taker_is_buy, share)
         self.shock(market, permille)
         if action == "liquidate":
@@ -398,6 +410,8 @@ class LedgerMachine(RuleBasedStateMachine):
             self.backstop(data)
         elif action == "deleverage":
             self.deleverage(data, data.draw(st.integers(1, 100)))
+        elif action == "exit":
+            self.exit_open_position(data)
         else:
             self.insurance_unwind(data, data.draw(st.integers(1, 100)), 0)
 
@@ -534,6 +548,112 @@ class LedgerMachine(RuleBasedStateMachine):
             assert exc.reason == "bad_nonce"
         else:
             raise AssertionError("a replayed request was accepted")
+        self.h.assert_unchanged(before)
+
+    # -- forced requests (the L1 queue)
+
+    def _forced_target(self, user: int, override: int | None, requester: int) -> tuple[int, str]:
+        """(account id, requester address): the user's own account, or ``override`` (an unknown
+        id, the insurance account, one beyond the layout); requester = -1 the user itself, a user
+        (maybe another one), ``N_USERS`` = a stranger, ``N_USERS + 1`` = the zero address."""
+        u = self.users[user]
+        if requester < 0:
+            requester = user
+        account_id = u.account_id if override is None else override
+        if account_id < 0:
+            account_id = 77  # the user never deposited: an unknown account
+        if requester == N_USERS:
+            return account_id, STRANGER
+        if requester == N_USERS + 1:
+            return account_id, ZERO_ADDRESS
+        return account_id, self.users[requester].address
+
+    def _owned(self, account_id: int, requester: str) -> bool:
+        account = self.h.ledger.account(account_id)
+        return (
+            account is not None
+            and account_id != INSURANCE_ACCOUNT
+            and account.owner.lower() == requester.lower()
+        )
+
+    def _serve(self, t: ForcedWithdraw | ForcedExit, account_id: int) -> Any:
+        involved = {account_id} if account_id < MAX_ACCOUNTS else set()
+        result = self._isolated(t, involved)
+        assert result is not None, "a forced request in queue order was rejected"
+        assert self.h.ledger.exchange.forced_cursor == t.forced_index + 1
+        self.served.append(t)
+        self.h.net_deposits -= result.paid
+        return result
+
+    @rule(
+        user=users,
+        requester=requesters,
+        amount=amounts | st.sampled_from([(1 << 128) - 1, 1]),
+        override=st.sampled_from([None] * 8 + [INSURANCE_ACCOUNT, 99, MAX_ACCOUNTS]),
+    )
+    def forced_withdraw(self, user: int, requester: int, amount: int, override: int | None) -> None:
+        account_id, who = self._forced_target(user, override, requester)
+        owned = self._owned(account_id, who)
+        account = self.h.ledger.account(account_id)
+        free = account.collateral if account is not None else 0
+        t = ForcedWithdraw(self.h.ledger.exchange.forced_cursor, account_id, who, amount, self.now)
+        result = self._serve(t, account_id)
+        assert result.paid == (min(amount, free) if owned else 0)
+        assert (result.noop is None) == (result.paid > 0)
+
+    @rule(
+        user=users,
+        requester=requesters,
+        market=st.sampled_from([0, 0, 1, 1, 2, 2, len(MARKETS), 63, 64]),
+        override=st.sampled_from([None] * 8 + [INSURANCE_ACCOUNT, 99]),
+        dt=st.integers(0, 10_000),
+    )
+    def forced_exit(self, user: int, requester: int, market: int, override: int | None,
+                    dt: int) -> None:
+        """Exits at whatever mark the market holds: no fresh price first (often stale)."""
+        self.now += dt
+        account_id, who = self._forced_target(user, override, requester)
+        owned = self._owned(account_id, who)
+        pos = self.h.ledger.position(account_id, market) if owned else None
+        m = self.h.ledger.market(market)
+        equity = risk.equity(pos, m) if pos is not None and m is not None else None
+        t = ForcedExit(self.h.ledger.exchange.forced_cursor, account_id, market, who, self.now)
+        result = self._serve(t, account_id)
+        if equity is None:
+            assert result.noop is not None and result.paid == 0
+        else:
+            assert (result.noop, result.paid) == (None, max(0, equity))
+            assert self.h.ledger.position(account_id, market) is None
+
+    @rule(data=st.data())
+    def exit_open_position(self, data: st.DataObject) -> None:
+        """The owner of an open position (any: healthy, liquidatable or bankrupt) exits it."""
+        candidates = [
+            p for p in self.h.ledger.positions()
+            if p.account_id != INSURANCE_ACCOUNT and p.size != 0
+        ]
+        if not candidates:
+            return
+        pos = data.draw(st.sampled_from(candidates))
+        user = next(i for i, u in enumerate(self.users) if u.account_id == pos.account_id)
+        self.forced_exit(user, -1, pos.market_id, None, 0)
+
+    @rule(data=st.data(), ahead=st.integers(1, 3))
+    def forced_out_of_order(self, data: st.DataObject, ahead: int) -> None:
+        """An entry served before, or one beyond the next: always rejected."""
+        cursor = self.h.ledger.exchange.forced_cursor
+        if self.served and data.draw(st.booleans()):
+            t = data.draw(st.sampled_from(self.served))
+        else:
+            user = self.users[0]
+            t = ForcedWithdraw(cursor + ahead, max(user.account_id, 0), user.address, 1, self.now)
+        before = self.h.snapshot()
+        try:
+            self.h.ledger.apply(t)
+        except TransitionRejected as exc:
+            assert exc.reason == "forced_out_of_order"
+        else:
+            raise AssertionError("a forced request out of queue order was accepted")
         self.h.assert_unchanged(before)
 
     # -- invariants
