@@ -1,8 +1,10 @@
 """Batch building: applies transitions to the ledger and seals them into a checkpoint.
 
 For every accepted transition the builder keeps its record bytes and the state root after it (the
-trace, for fraud proofs), appends Withdraw records to the withdrawals tree and advances the deposit
-queue's prefix hash. ``seal`` produces the header and batch data the operator posts. No I/O.
+trace, for fraud proofs), appends what leaves the exchange to the withdrawals tree (Withdraw
+records, and forced withdrawals / exits with a payout > 0, see ``withdrawal_leaf``) and advances the
+prefix hashes of the deposit queue and of the forced-request queue. ``seal`` produces the header and
+batch data the operator posts. No I/O.
 """
 
 from __future__ import annotations
@@ -13,11 +15,14 @@ from typing import Protocol
 
 from isoperp.errors import ProtocolError
 from isoperp.hashing import keccak256
+from isoperp.ledger.ledger import AppliedForcedExit, AppliedForcedWithdraw
 from isoperp.ledger.model import Account, Market, Position
 from isoperp.ledger.risk import escape_value
-from isoperp.ledger.transitions import Deposit, Transition, Withdraw
+from isoperp.ledger.transitions import Deposit, ForcedExit, ForcedWithdraw, Transition, Withdraw
 from isoperp.protocol.batch import HEADER_BYTES, assemble_batch, encode_record
 from isoperp.protocol.constants import (
+    FORCED_KIND_EXIT,
+    FORCED_KIND_WITHDRAWAL,
     INSURANCE_ACCOUNT,
     MAX_BATCH_BYTES,
     TRACE_TREE_DEPTH,
@@ -68,6 +73,40 @@ def deposit_prefix_step(prefix: bytes, deposit: Deposit) -> bytes:
     )
 
 
+def forced_prefix_step(prefix: bytes, t: ForcedWithdraw | ForcedExit) -> bytes:
+    """r_{i+1} = keccak256(abi.encode(r_i, uint64 index, uint8 kind, address requester,
+    uint32 accountId, uint16 marketId, uint128 amount, uint64 timestamp)) (the Settlement's
+    forced-request chain; a withdrawal's entry has marketId 0, an exit's amount 0)."""
+    if isinstance(t, ForcedWithdraw):
+        kind, market_id, amount = FORCED_KIND_WITHDRAWAL, 0, t.amount
+    else:
+        kind, market_id, amount = FORCED_KIND_EXIT, t.market_id, 0
+    return keccak256(
+        prefix
+        + t.forced_index.to_bytes(32, "big")
+        + kind.to_bytes(32, "big")
+        + b"\x00" * 12
+        + bytes.fromhex(t.requester.removeprefix("0x"))
+        + t.account_id.to_bytes(32, "big")
+        + market_id.to_bytes(32, "big")
+        + amount.to_bytes(32, "big")
+        + t.timestamp.to_bytes(32, "big")
+    )
+
+
+def withdrawal_leaf(t: Transition, result: object) -> WithdrawalLeaf | None:
+    """The withdrawals-tree leaf an applied transition adds, given ``result`` = what
+    ``Ledger.apply(t)`` returned: a Withdraw's ``(account, recipient, amount)``; a forced
+    withdrawal's or exit's ``(account, requester, paid)`` when ``paid > 0`` (the amount actually
+    paid, not the amount requested); None for everything else. Whoever rebuilds a checkpoint's
+    withdrawals from its batch data must replay it through a ledger for the forced payouts."""
+    if isinstance(t, Withdraw):
+        return WithdrawalLeaf(t.account_id, t.recipient, t.amount)
+    if isinstance(result, AppliedForcedWithdraw | AppliedForcedExit) and result.paid > 0:
+        return WithdrawalLeaf(result.account_id, result.requester, result.paid)
+    return None
+
+
 def withdrawals_tree(withdrawals: list[WithdrawalLeaf]) -> SparseMerkleTree:
     return SparseMerkleTree(
         WITHDRAWAL_TREE_DEPTH, ((i, w.leaf_hash) for i, w in enumerate(withdrawals))
@@ -107,6 +146,8 @@ class BatchBuilder:
         self._size = HEADER_BYTES
         self._deposit_cursor = previous.deposit_cursor
         self._deposit_prefix = previous.deposit_prefix_hash
+        self._forced_cursor = previous.forced_cursor
+        self._forced_prefix = previous.forced_prefix_hash
 
     def __len__(self) -> int:
         return len(self._records)
@@ -122,15 +163,21 @@ class BatchBuilder:
         record = encode_record(t)
         if self._size + len(record) > MAX_BATCH_BYTES:
             raise BatchFull(f"batch would exceed {MAX_BATCH_BYTES} bytes")
-        if isinstance(t, Withdraw) and len(self._withdrawals) >= 1 << WITHDRAWAL_TREE_DEPTH:
+        paying = isinstance(t, Withdraw | ForcedWithdraw | ForcedExit)
+        if paying and len(self._withdrawals) >= 1 << WITHDRAWAL_TREE_DEPTH:
             raise BatchFull(f"batch already holds {1 << WITHDRAWAL_TREE_DEPTH} withdrawals")
         result = self._ledger.apply(t)
         self._records.append(record)
         self._transitions.append(t)
         self._roots_after.append(self._ledger.state_root)
         self._size += len(record)
-        if isinstance(t, Withdraw):
-            self._withdrawals.append(WithdrawalLeaf(t.account_id, t.recipient, t.amount))
+        if paying:
+            leaf = withdrawal_leaf(t, result)
+            if leaf is not None:
+                self._withdrawals.append(leaf)
+            if isinstance(t, ForcedWithdraw | ForcedExit):
+                self._forced_prefix = forced_prefix_step(self._forced_prefix, t)
+                self._forced_cursor = t.forced_index + 1
         elif isinstance(t, Deposit):
             self._deposit_prefix = deposit_prefix_step(self._deposit_prefix, t)
             self._deposit_cursor = t.deposit_index + 1
@@ -155,8 +202,8 @@ class BatchBuilder:
             state_root=self._ledger.state_root,
             deposit_cursor=self._deposit_cursor,
             deposit_prefix_hash=self._deposit_prefix,
-            forced_cursor=self.previous.forced_cursor,
-            forced_prefix_hash=self.previous.forced_prefix_hash,
+            forced_cursor=self._forced_cursor,
+            forced_prefix_hash=self._forced_prefix,
             withdrawals_root=withdrawals.root,
             withdrawal_count=len(self._withdrawals),
             withdrawal_total=sum(w.amount for w in self._withdrawals),

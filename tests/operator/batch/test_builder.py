@@ -1,14 +1,32 @@
-"""The batch builder: header, withdrawals and trace trees, deposit prefix chain, atomicity."""
+"""The batch builder: header, withdrawals and trace trees, deposit and forced-request prefix chains,
+atomicity."""
 
+import random
+
+import eth_abi
 import pytest
 from eth_account import Account
 
-from isoperp.batch.builder import BatchBuilder, BatchFull, deposit_prefix_step
+from isoperp.batch.builder import (
+    BatchBuilder,
+    BatchFull,
+    deposit_prefix_step,
+    forced_prefix_step,
+    withdrawal_leaf,
+    withdrawals_tree,
+)
 from isoperp.errors import TransitionRejected
 from isoperp.hashing import keccak256
 from isoperp.ledger.ledger import Ledger
 from isoperp.ledger.markets import DEVNET_MARKETS, DEVNET_ORACLE
-from isoperp.ledger.transitions import Deposit, Fill, MarginTransfer, PlaceOrder, Withdraw
+from isoperp.ledger.transitions import (
+    Deposit,
+    Fill,
+    MarginTransfer,
+    PlaceOrder,
+    Withdraw,
+    forced_request,
+)
 from isoperp.protocol.batch import decode_batch, encode_record
 from isoperp.protocol.constants import TRACE_TREE_DEPTH, WITHDRAWAL_TREE_DEPTH
 from isoperp.protocol.header import CheckpointHeader, WithdrawalLeaf, trace_leaf_hash
@@ -133,3 +151,124 @@ def test_empty_batch_seals(ledger, genesis):
     assert sealed.data == b"\x01\x00\x00\x00\x00"
     assert sealed.header.state_root == genesis.state_root
     assert sealed.header.withdrawals_root == SparseMerkleTree(WITHDRAWAL_TREE_DEPTH).root
+
+
+# -- forced requests -------------------------------------------------------------------------------
+
+
+def _contract_chain(entries):
+    """The Settlement's forced-request prefix chain, re-implemented from its Solidity with eth_abi:
+    r_{i+1} = keccak256(abi.encode(r_i, uint64 index, uint8 kind, address requester,
+    uint32 accountId, uint16 marketId, uint128 amount, uint64 timestamp))."""
+    prefixes = [b"\0" * 32]
+    types = ["bytes32", "uint64", "uint8", "address", "uint32", "uint16", "uint128", "uint64"]
+    for e in entries:
+        prefixes.append(keccak256(eth_abi.encode(types, [prefixes[-1], *e])))
+    return prefixes
+
+
+def _funded_pair(b):
+    """ALICE (account 0) and BOB (account 1) with collateral; BOB long 10 BTC lots vs ALICE."""
+    b.add(Deposit(0, 0, ALICE.address, 5_000_000_000, 1))
+    b.add(Deposit(1, 1, BOB.address, 5_000_000_000, 1))
+    b.add(margin(0, 0, 2_000_000_000, 0, ALICE))
+    b.add(margin(1, 0, 1_000_000_000, 0, BOB))
+    for who, account_id, is_buy in ((ALICE, 0, False), (BOB, 1, True)):
+        order = PlaceOrder(account_id, 0, is_buy, 600_000, 10, 0, 0, 0, 0, b"")
+        b.add(sign_request(bytes(who.key), DOMAIN, order))
+    b.add(Fill(0, 0, 0, 1, 0, 10, 600_000, 2))
+
+
+def test_forced_requests_extend_the_contract_chain_and_pay_through_withdrawals(ledger, genesis):
+    # queue entries as the contract stores them: (index, kind, requester, account, market,
+    # amount, timestamp)
+    stranger = Account.create().address
+    queue = [
+        (0, 1, ALICE.address, 0, 0, 1_000_000, 10),  # paid in full
+        (1, 1, stranger, 0, 0, 5, 11),  # not the owner: no-op, no leaf
+        (2, 2, BOB.address, 1, 0, 0, 12),  # exit: paid the equity at the mark
+        (3, 1, BOB.address, 1, 0, (1 << 128) - 1, 13),  # capped at BOB's free collateral
+        (4, 2, ALICE.address, 0, 1, 0, 14),  # no position in ETH-USD: no-op
+        (5, 1, ALICE.address, 0, 0, 10**18, 15),  # more than ALICE has: all of it
+    ]
+    chain = _contract_chain(queue)
+    b = BatchBuilder(ledger, genesis)
+    _funded_pair(b)
+    b.add(withdraw(0, 7, 1))  # nonce 0 went to the margin move
+    first = [b.add(forced_request(*e)) for e in queue[:3]]
+    first_sealed = b.seal(timestamp=20)
+    h1 = first_sealed.header
+    assert (h1.forced_cursor, h1.forced_prefix_hash) == (3, chain[3])
+    bob_equity = 1_000_000_000 - 3_000  # BOB bought 10 lots at the mark: only the taker fee
+    assert [r.paid for r in first] == [1_000_000, 0, bob_equity]
+    assert first_sealed.withdrawals == (
+        WithdrawalLeaf(0, ALICE.address, 7),
+        WithdrawalLeaf(0, ALICE.address, 1_000_000),
+        WithdrawalLeaf(1, BOB.address, bob_equity),
+    )
+    assert h1.withdrawal_count == 3
+    assert h1.withdrawal_total == 7 + 1_000_000 + bob_equity
+    for i, leaf in enumerate(first_sealed.withdrawals):
+        proof = first_sealed.withdrawal_proof(i)
+        assert verify_proof(h1.withdrawals_root, leaf.leaf_hash, i, proof, WITHDRAWAL_TREE_DEPTH)
+    # the next checkpoint continues the chain from the previous header
+    b2 = BatchBuilder(ledger, h1)
+    second = [b2.add(forced_request(*e)) for e in queue[3:]]
+    h2 = b2.seal(timestamp=30).header
+    assert (h2.forced_cursor, h2.forced_prefix_hash) == (6, chain[6])
+    assert [r.paid for r in second] == [4_000_000_000, 0, 3_000_000_000 - 1_000_007]
+    assert h2.withdrawal_total == 4_000_000_000 + 3_000_000_000 - 1_000_007
+    assert ledger.exchange.forced_cursor == 6
+    # an empty batch keeps the cursor and hash
+    h3 = BatchBuilder(ledger, h2).seal(timestamp=30).header
+    assert (h3.forced_cursor, h3.forced_prefix_hash) == (6, chain[6])
+
+
+def test_forced_request_out_of_order_changes_neither_ledger_nor_batch(ledger, genesis):
+    b = BatchBuilder(ledger, genesis)
+    b.add(Deposit(0, 0, ALICE.address, 1_000_000, 1))
+    root, size = ledger.state_root, b.size
+    with pytest.raises(TransitionRejected):
+        b.add(forced_request(1, 1, ALICE.address, 0, 0, 5, 1))
+    assert (ledger.state_root, b.size, len(b)) == (root, size, 1)
+    h = b.seal(timestamp=1).header
+    assert (h.forced_cursor, h.forced_prefix_hash, h.withdrawal_count) == (0, b"\0" * 32, 0)
+
+
+def test_replayed_batch_rebuilds_the_forced_payouts(ledger, genesis):
+    """Withdrawal leaves of forced requests depend on the state: rebuilding them from batch data
+    means replaying it (``withdrawal_leaf`` of each transition and its applied result)."""
+    b = BatchBuilder(ledger, genesis)
+    _funded_pair(b)
+    b.add(forced_request(0, 2, ALICE.address, 0, 0, 0, 5))
+    b.add(forced_request(1, 1, BOB.address, 1, 0, 1 << 100, 6))
+    b.add(withdraw(0, 9, 1))
+    sealed = b.seal(timestamp=7)
+    fresh = Ledger.genesis(DEVNET_MARKETS, DOMAIN, DEVNET_ORACLE)
+    leaves = []
+    for t in decode_batch(sealed.data):
+        leaf = withdrawal_leaf(t, fresh.apply(t))
+        if leaf is not None:
+            leaves.append(leaf)
+    assert tuple(leaves) == sealed.withdrawals and len(leaves) == 3
+    assert fresh.state_root == sealed.header.state_root
+    assert withdrawals_tree(leaves).root == sealed.header.withdrawals_root
+
+
+def test_forced_prefix_step_matches_eth_abi():
+    rng = random.Random(5)
+    for _ in range(50):
+        kind = rng.choice((1, 2))
+        entry = (
+            rng.randrange(1 << 64),
+            kind,
+            Account.create().address,
+            rng.randrange(1 << 32),
+            rng.randrange(1 << 16) if kind == 2 else 0,
+            rng.randrange(1 << 128) if kind == 1 else 0,
+            rng.randrange(1 << 64),
+        )
+        prefix = rng.randbytes(32)
+        types = ["bytes32", "uint64", "uint8", "address", "uint32", "uint16", "uint128", "uint64"]
+        expected = keccak256(eth_abi.encode(types, [prefix, *entry]))
+        assert forced_prefix_step(prefix, forced_request(*entry)) == expected
