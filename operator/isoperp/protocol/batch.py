@@ -9,9 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Final
 
-from eth_utils import to_checksum_address
-
 from isoperp.errors import ProtocolError
+from isoperp.ledger.model import eip55_from_lower_hex
 from isoperp.ledger.transitions import (
     Backstop,
     CancelOrder,
@@ -258,7 +257,7 @@ class _Reader:
         return int.from_bytes(self.take(n), "big", signed=True)
 
     def address(self) -> str:
-        return to_checksum_address(self.take(20))
+        return eip55_from_lower_hex(self.take(20).hex().encode("ascii"))
 
     def flag(self) -> bool:
         value = self.uint(1)

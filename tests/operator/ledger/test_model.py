@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import random
 
 import pytest
 from eth_utils import to_checksum_address
@@ -10,7 +11,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from isoperp.ledger.markets import BTC_USD
-from isoperp.ledger.model import Account, Exchange, Market, Position, checksum_address
+from isoperp.ledger.model import (
+    Account,
+    Exchange,
+    Market,
+    Position,
+    checksum_address,
+    eip55_from_lower_hex,
+)
 
 OWNER = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 
@@ -60,8 +68,28 @@ def test_checksum_address_random_matches_eth_utils(raw: bytes) -> None:
 def test_checksum_address_bad_mixed_case_raises() -> None:
     wrong = OWNER.replace("F", "f", 1)  # flip the case of one letter
     assert wrong != OWNER
-    with pytest.raises(ValueError, match="checksum"):
-        checksum_address(wrong)
+    for _ in range(2):  # a cached success of OWNER never lets the wrong case through
+        assert checksum_address(OWNER) == OWNER
+        with pytest.raises(ValueError, match="checksum"):
+            checksum_address(wrong)
+
+
+def test_eip55_matches_eth_utils_on_random_addresses() -> None:
+    rng = random.Random(55)
+    for raw in [bytes(20), b"\xff" * 20] + [rng.randbytes(20) for _ in range(2_000)]:
+        expected = to_checksum_address(raw)
+        assert eip55_from_lower_hex(raw.hex().encode()) == expected
+        assert checksum_address(raw) == checksum_address(expected.lower()) == expected
+
+
+@pytest.mark.parametrize(
+    "address",
+    [bytearray(20), None, 5, b"\x00" * 19, "0X" + "00" * 20, "0x" + "00" * 21, "0x" + "g" * 40],
+)
+def test_checksum_address_rejects_non_addresses_with_value_error(address: object) -> None:
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            checksum_address(address)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

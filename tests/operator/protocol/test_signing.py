@@ -21,6 +21,7 @@ from isoperp.ledger.transitions import (
     Withdraw,
 )
 from isoperp.protocol.signing import (
+    RECOVER_CACHE_SIZE,
     SECP256K1_N,
     Domain,
     cancel_digest,
@@ -30,6 +31,7 @@ from isoperp.protocol.signing import (
     request_digest,
     sign_request,
 )
+from isoperp.protocol.signing import _recover_cached as _recover_cached
 
 DOMAIN = Domain(31337, "0x5FbDB2315678afecb367f032d93F642f64180aa3")
 KEY = (0xB0B).to_bytes(32, "big")
@@ -160,3 +162,56 @@ def test_high_s_signature_rejected() -> None:
 def test_request_digest_of_unsigned_transition_raises_type_error() -> None:
     with pytest.raises(TypeError):
         request_digest(DOMAIN, Deposit(0, 0, SIGNER, 1, 0))  # type: ignore[arg-type]
+
+
+def _outcome(digest: bytes, signature: bytes | bytearray) -> str:
+    try:
+        return recover_signer(digest, signature)  # type: ignore[arg-type]
+    except ProtocolError as exc:
+        return f"error: {exc.message}"
+
+
+def test_recover_cache_never_masks_a_different_signature() -> None:
+    """Once (digest, sig) recovered to SIGNER, every other signature or digest is still recovered
+    (or rejected) on its own: the cache key is the exact pair, and rejections are never cached."""
+    other_key = (0xA11CE).to_bytes(32, "big")
+    order = PlaceOrder(3, 1, True, 300_000, 25, 0, 0, 7, 0, b"")
+    digest = request_digest(DOMAIN, order)
+    good = sign_request(KEY, DOMAIN, order).signature
+    forged = sign_request(other_key, DOMAIN, order).signature
+    r, s, v = good[:32], int.from_bytes(good[32:64], "big"), good[64]
+    variants = {
+        "forged": forged,
+        "high_s_twin": r + (SECP256K1_N - s).to_bytes(32, "big") + bytes([55 - v]),
+        "other_recovery_id": good[:64] + bytes([55 - v]),
+        "v_0_or_1": good[:64] + bytes([v - 27]),
+        "r_plus_1": (int.from_bytes(r, "big") + 1).to_bytes(32, "big") + good[32:],
+        "short": good[:64],
+        "zeros": b"\x00" * 65,
+    }
+    _recover_cached.cache_clear()
+    uncached = {name: _outcome(digest, sig) for name, sig in variants.items()}
+    assert uncached["forged"] == Account.from_key(other_key).address
+    assert uncached["high_s_twin"].startswith("error")
+    assert all(result != SIGNER for result in uncached.values())
+    for _ in range(3):
+        assert recover_signer(digest, good) == SIGNER
+        for name, sig in variants.items():
+            assert _outcome(digest, sig) == uncached[name], name
+        # the same signature over another digest recovers someone else
+        other = request_digest(DOMAIN, dataclasses.replace(order, size=26))
+        assert recover_signer(other, good) != SIGNER
+    info = _recover_cached.cache_info()
+    assert info.hits >= 2 and info.maxsize == RECOVER_CACHE_SIZE
+
+
+def test_recover_non_bytes_arguments_bypass_the_cache() -> None:
+    signed = sign_request(KEY, DOMAIN, CancelOrder(3, 7, b""))
+    digest = request_digest(DOMAIN, signed)
+    _recover_cached.cache_clear()
+    # as before the cache: coincurve takes bytes only, so a bytearray is a bad signature
+    with pytest.raises(ProtocolError):
+        recover_signer(digest, bytearray(signed.signature))  # type: ignore[arg-type]
+    assert _recover_cached.cache_info().currsize == 0
+    assert recover_signer(digest, signed.signature) == SIGNER
+    assert _recover_cached.cache_info().currsize == 1
