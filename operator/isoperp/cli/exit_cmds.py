@@ -148,7 +148,7 @@ def exits_status(state: CliState, address: str | None) -> None:
         )
     else:
         parts = [f"liveness freeze possible in {max(0, liveness_at - now)}s"]
-        if forced_at:
+        if forced_at != 2**64 - 1:  # type(uint64).max: nothing pending
             parts.append(f"forced-request freeze possible in {max(0, forced_at - now)}s")
         console.print("not frozen; " + "; ".join(parts))
     if address and fns.isFrozen().call():
@@ -181,6 +181,9 @@ def escape(state: CliState, owner: str | None, account_index: int | None, key: s
     with console.status("rebuilding the escape checkpoint's state from L1 calldata..."):
         p, r = escape_service.execute(system, who)
     console.print(f"escape checkpoint #{p.seq}; {who}")
+    if not (r.credited or r.refunded or r.claimed or r.withdrawn):
+        console.print("nothing left to escape, refund, claim or withdraw")
+        return
     console.print(f"  free collateral {format_usdc(p.account_value)}")
     for pos, value in zip(p.positions, p.position_values, strict=True):
         console.print(
