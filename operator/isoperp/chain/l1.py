@@ -5,6 +5,7 @@ crash, a user whose operator vanished, an auditor) rebuild the state without the
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,13 +13,14 @@ from typing import Any
 
 from web3.contract.contract import ContractEvent
 
+from isoperp.batch.builder import withdrawal_leaf, withdrawals_tree
 from isoperp.chain.contracts import System
 from isoperp.errors import ProtocolError
 from isoperp.ledger.ledger import Ledger
 from isoperp.ledger.markets import DEVNET_MARKETS, DEVNET_ORACLE
 from isoperp.ledger.transitions import Transition
 from isoperp.protocol.batch import decode_batch
-from isoperp.protocol.header import CheckpointHeader
+from isoperp.protocol.header import CheckpointHeader, WithdrawalLeaf
 
 logger = logging.getLogger(__name__)
 
@@ -52,12 +54,18 @@ class QueuedForced:
 
 @dataclass(frozen=True, slots=True)
 class PostedCheckpoint:
+    """A checkpoint as L1 has it. ``withdrawals`` and ``slots`` (the withdrawals-tree slot each
+    transition filled, or None) are known once the batch was replayed (``replay``): forced payouts
+    depend on the state, not only on the records."""
+
     header: CheckpointHeader
     data: bytes
     transitions: tuple[Transition, ...]
     tx_hash: str
     block: int
     finalizes_at: int
+    withdrawals: tuple[WithdrawalLeaf, ...] = ()
+    slots: tuple[int | None, ...] = ()
 
 
 def iter_logs(
@@ -174,16 +182,28 @@ def genesis_ledger(system: System) -> Ledger:
     return ledger
 
 
-def replay(ledger: Ledger, checkpoint: PostedCheckpoint) -> None:
-    """Re-executes one checkpoint's batch on ``ledger`` and checks the posted state root."""
+def replay(ledger: Ledger, checkpoint: PostedCheckpoint) -> PostedCheckpoint:
+    """Re-executes one checkpoint's batch on ``ledger``, checks the posted state root and the
+    withdrawals root, and returns the checkpoint with its withdrawal leaves."""
+    leaves: list[WithdrawalLeaf] = []
+    slots: list[int | None] = []
     for t in checkpoint.transitions:
-        ledger.apply(t)
+        leaf = withdrawal_leaf(t, ledger.apply(t))
+        slots.append(None if leaf is None else len(leaves))
+        if leaf is not None:
+            leaves.append(leaf)
     if ledger.state_root != checkpoint.header.state_root:
         raise ProtocolError(
             f"checkpoint {checkpoint.header.seq}: re-executed root 0x{ledger.state_root.hex()} "
             f"!= posted 0x{checkpoint.header.state_root.hex()}",
             code="root_mismatch",
         )
+    if withdrawals_tree(leaves).root != checkpoint.header.withdrawals_root:
+        raise ProtocolError(
+            f"checkpoint {checkpoint.header.seq}: withdrawals root does not match its batch",
+            code="withdrawals_mismatch",
+        )
+    return dataclasses.replace(checkpoint, withdrawals=tuple(leaves), slots=tuple(slots))
 
 
 def rebuild(
@@ -195,8 +215,7 @@ def rebuild(
     checkpoints = read_checkpoints(system)
     if until_seq is not None:
         checkpoints = [cp for cp in checkpoints if cp.header.seq <= until_seq]
-    for cp in checkpoints:
-        replay(ledger, cp)
+    checkpoints = [replay(ledger, cp) for cp in checkpoints]
     logger.info("rebuilt state from %d checkpoints", len(checkpoints))
     return ledger, checkpoints
 

@@ -11,7 +11,7 @@ from isoperp.cli.context import CliState, resolve_signer
 from isoperp.errors import TransientChainError
 from isoperp.service.operator import CycleReport, OperatorService
 
-console = Console()
+console = Console(soft_wrap=True)
 
 
 @click.group()
@@ -28,6 +28,7 @@ def _show(report: CycleReport) -> None:
     h = report.posted.header
     console.print(
         f"posted checkpoint [bold]#{h.seq}[/]: {report.deposits} deposit(s), "
+        f"{report.forced} forced request(s), "
         f"{report.requests} request(s), {h.withdrawal_count} withdrawal(s), "
         f"{len(report.posted.data)} bytes, gas {report.gas_used}, root 0x{h.state_root.hex()[:16]}…"
     )

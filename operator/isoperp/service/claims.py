@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from isoperp.batch.builder import withdrawals_tree
 from isoperp.chain.contracts import System
 from isoperp.chain.l1 import PostedCheckpoint
-from isoperp.ledger.transitions import Withdraw
 from isoperp.protocol.header import WithdrawalLeaf
 
 
@@ -23,11 +22,8 @@ class WithdrawalStatus:
 
 
 def withdrawals_of(checkpoint: PostedCheckpoint) -> list[WithdrawalLeaf]:
-    return [
-        WithdrawalLeaf(t.account_id, t.recipient, t.amount)
-        for t in checkpoint.transitions
-        if isinstance(t, Withdraw)
-    ]
+    """The checkpoint's withdrawal leaves (known after it was replayed: forced payouts too)."""
+    return list(checkpoint.withdrawals)
 
 
 def withdrawal_statuses(

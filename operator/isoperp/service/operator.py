@@ -19,6 +19,7 @@ from isoperp.chain.l1 import (
     latest_header,
     read_checkpoints,
     read_deposits,
+    read_forced_requests,
     replay,
 )
 from isoperp.errors import ProtocolError, TransitionRejected
@@ -29,6 +30,8 @@ from isoperp.ledger.transitions import (
     CancelOrder,
     Deleverage,
     Deposit,
+    ForcedExit,
+    ForcedWithdraw,
     Liquidate,
     MarginTransfer,
     PlaceOrder,
@@ -39,6 +42,7 @@ from isoperp.matching import OrderKey
 from isoperp.protocol.constants import ORDER_SLOTS
 from isoperp.service.inbox import Inbox, InboxEntry
 
+FORCED_WITHDRAWAL = 1  # queue entry kinds of the Settlement contract (2: forced exit)
 FUNDING_INTERVAL = 60  # seconds between FUNDING records per market (dYdX: hourly)
 # (journal id, status, reason, checkpoint seq, withdrawal slot, filled size); None keeps the stored
 JournalChange = tuple[int, str, str | None, int | None, int | None, int | None]
@@ -54,6 +58,7 @@ class CycleReport:
     gas_used: int = 0
     tx_hash: str = ""
     deposits: int = 0
+    forced: int = 0
     requests: int = 0
     rejected: list[tuple[int, str]] = field(default_factory=list)
     liquidations: list[Liquidate] = field(default_factory=list)
@@ -72,14 +77,17 @@ class OperatorService:
         self.checkpoints: list[PostedCheckpoint] = []
 
     def sync(self) -> None:
-        """Replays checkpoints posted since the last sync (all of them on the first call)."""
+        """Replays checkpoints posted since the last sync (all of them on the first call). The
+        replay runs on a copy that then replaces ``ledger`` and ``checkpoints`` in one step, so a
+        reader in another thread (the API) never sees a half-applied batch."""
         next_seq = self.checkpoints[-1].header.seq + 1 if self.checkpoints else 1
         new = read_checkpoints(self.system, from_seq=next_seq)
-        for cp in new:
-            replay(self.ledger, cp)
-            self.checkpoints.append(cp)
-        if new:
-            self._reconcile(new)
+        if not new:
+            return
+        ledger = self.ledger.copy()
+        new = [replay(ledger, cp) for cp in new]
+        self.ledger, self.checkpoints = ledger, [*self.checkpoints, *new]
+        self._reconcile(new)
 
     def _reconcile(self, new: list[PostedCheckpoint]) -> None:
         """After a crash between posting a checkpoint and updating the journal, pending entries
@@ -88,15 +96,9 @@ class OperatorService:
         order slot; oracle prices by the market's mark time."""
         on_chain: dict[tuple[int, int, bytes], tuple[int, int | None]] = {}
         for cp in new:
-            slot = 0
-            for t in cp.transitions:
+            for t, slot in zip(cp.transitions, cp.slots, strict=True):
                 if isinstance(t, Withdraw | MarginTransfer):
-                    on_chain[(t.account_id, t.nonce, t.signature)] = (
-                        cp.header.seq,
-                        slot if isinstance(t, Withdraw) else None,
-                    )
-                if isinstance(t, Withdraw):
-                    slot += 1
+                    on_chain[(t.account_id, t.nonce, t.signature)] = (cp.header.seq, slot)
         found: list[JournalChange] = []
         for entry in self.inbox.pending():
             change = self._on_chain_status(entry, on_chain)
@@ -143,6 +145,8 @@ class OperatorService:
         for entry in self.inbox.open_orders():
             cycle.restore(entry)
         self._add_deposits(builder, work, previous.deposit_cursor, report)
+        if self.serve_forced:
+            self._add_forced(builder, previous.forced_cursor, report)
         self._add_requests(cycle, report)
         cycle.finish(report)
         if not len(builder) and not post_empty:
@@ -184,6 +188,23 @@ class OperatorService:
                 logger.info("batch full; deposit %d waits for the next checkpoint", d.index)
                 return
             report.deposits += 1
+
+    def _add_forced(self, builder: BatchBuilder, cursor: int, report: CycleReport) -> None:
+        """Serves the forced-request queue in order from ``cursor``: before anything else in the
+        batch, since a checkpoint that leaves a request past its deadline is rejected on-chain.
+        Invalid requests are served too (the ledger makes them no-ops)."""
+        for f in read_forced_requests(self.system, from_index=cursor):
+            request: ForcedWithdraw | ForcedExit
+            if f.kind == FORCED_WITHDRAWAL:
+                request = ForcedWithdraw(f.index, f.account_id, f.requester, f.amount, f.timestamp)
+            else:
+                request = ForcedExit(f.index, f.account_id, f.market_id, f.requester, f.timestamp)
+            try:
+                builder.add(request)
+            except BatchFull:
+                logger.warning("batch full; forced request %d waits for the next one", f.index)
+                return
+            report.forced += 1
 
     def _add_requests(self, cycle: _Cycle, report: CycleReport) -> None:
         for entry in self.inbox.pending():
