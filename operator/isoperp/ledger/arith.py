@@ -26,6 +26,8 @@ def _divisor(value: object) -> int:
 
 def floor_div(a: int, b: int) -> int:
     """``floor(a / b)``: rounds toward -inf for any signs (``floor_div(-7, 2) == -4``)."""
+    if type(a) is int and type(b) is int and b:
+        return a // b
     _int("a", a)
     _divisor(b)
     return a // b  # Python's // is floor division for every sign combination
@@ -33,6 +35,8 @@ def floor_div(a: int, b: int) -> int:
 
 def ceil_div(a: int, b: int) -> int:
     """``ceil(a / b)``: rounds toward +inf for any signs (``ceil_div(-7, 2) == -3``)."""
+    if type(a) is int and type(b) is int and b:
+        return -((-a) // b)
     _int("a", a)
     _divisor(b)
     return -((-a) // b)
@@ -40,8 +44,9 @@ def ceil_div(a: int, b: int) -> int:
 
 def trunc_div(a: int, b: int) -> int:
     """``a / b`` rounded toward zero (Solidity's signed ``/``): ``trunc_div(-7, 2) == -3``."""
-    _int("a", a)
-    _divisor(b)
+    if not (type(a) is int and type(b) is int and b):
+        _int("a", a)
+        _divisor(b)
     q = abs(a) // abs(b)
     return q if (a >= 0) == (b > 0) else -q
 
@@ -49,6 +54,12 @@ def trunc_div(a: int, b: int) -> int:
 def notional(size: int, price: int, notional_exp: int) -> int:
     """``floor(size * price * 10^notional_exp)``; ``notional_exp`` may be negative (then the
     division floors toward -inf)."""
+    if type(size) is int and type(price) is int and type(notional_exp) is int:
+        if notional_exp == 0:
+            return size * price
+        if notional_exp > 0:
+            return size * price * 10**notional_exp
+        return size * price // 10**-notional_exp
     product = _int("size", size) * _int("price", price)
     if _int("notional_exp", notional_exp) >= 0:
         return product * 10**notional_exp
@@ -61,6 +72,8 @@ def fee(notional_abs: int, fee_ppm: int) -> int:
     A negative ``ppm`` is a rebate: the result is ``-floor(n * |ppm| / 1e6)`` (the credit rounds
     down, which is the same as rounding the signed fee toward +inf).
     """
+    if type(notional_abs) is int and type(fee_ppm) is int and notional_abs >= 0:
+        return -((-notional_abs * fee_ppm) // PPM)
     if _int("notional_abs", notional_abs) < 0:
         raise ValueError(f"notional_abs must be >= 0, got {notional_abs}")
     return -((-notional_abs * _int("fee_ppm", fee_ppm)) // PPM)
@@ -68,6 +81,8 @@ def fee(notional_abs: int, fee_ppm: int) -> int:
 
 def margin_requirement(notional_value: int, fraction_ppm: int) -> int:
     """``ceil(|notional| * fraction_ppm / 1e6)``: the initial or maintenance requirement."""
+    if type(notional_value) is int and type(fraction_ppm) is int and fraction_ppm >= 0:
+        return -((-abs(notional_value) * fraction_ppm) // PPM)
     if _int("fraction_ppm", fraction_ppm) < 0:
         raise ValueError(f"fraction_ppm must be >= 0, got {fraction_ppm}")
     return -((-abs(_int("notional", notional_value)) * fraction_ppm) // PPM)
@@ -98,4 +113,6 @@ def funding_payment(index_delta: int, size: int) -> int:
     """What a position of ``size`` lots receives when the index moved by ``index_delta`` since
     its last settlement: ``floor(-index_delta * size / 1e6)`` (a payment when negative). Flooring
     means funding never creates collateral (StarkEx)."""
+    if type(index_delta) is int and type(size) is int:
+        return (-index_delta * size) // PPM
     return (-_int("index_delta", index_delta) * _int("size", size)) // PPM

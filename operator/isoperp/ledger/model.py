@@ -29,6 +29,18 @@ from isoperp.protocol.constants import (
 
 _HEX_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 
+# Bounds for the validators' fast paths (an all-valid leaf passes one boolean expression; anything
+# else runs the field-by-field checks, which raise the precise error).
+_U8 = 1 << 8
+_U16 = 1 << 16
+_U32 = 1 << 32
+_U64 = 1 << 64
+_U128 = 1 << 128
+_I8 = 1 << 7
+_I32 = 1 << 31
+_I64 = 1 << 63
+_I128 = 1 << 127
+
 
 def _uint(name: str, value: object, bits: int) -> None:
     if type(value) is not int:
@@ -79,6 +91,14 @@ def _checksum_str(address: str) -> str:
     return result
 
 
+def _checksum_str_or_none(address: str) -> str | None:
+    """``checksum_address`` of a string, or None where it raises (the validators' fast path)."""
+    try:
+        return _checksum_str(address)
+    except ValueError:
+        return None
+
+
 def checksum_address(address: str | bytes) -> str:
     """The EIP-55 checksummed form of a 20-byte address (``0x`` hex of any case, or raw bytes).
 
@@ -117,6 +137,30 @@ class Market:
     symbol: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
+        mid, fi, imf, mmf, e = (
+            self.market_id, self.funding_index, self.imf_ppm, self.mmf_ppm, self.notional_exp
+        )
+        maker, taker, step, tick = (
+            self.maker_fee_ppm, self.taker_fee_ppm, self.size_step, self.price_tick
+        )
+        mark, mark_time, funding_time = self.mark_price, self.mark_time, self.funding_time
+        min_size, oi = self.min_size, self.open_interest
+        if (
+            type(mid) is int and type(mark) is int and type(mark_time) is int
+            and type(fi) is int and type(funding_time) is int and type(imf) is int
+            and type(mmf) is int and type(e) is int and type(maker) is int
+            and type(taker) is int and type(min_size) is int and type(step) is int
+            and type(tick) is int and type(oi) is int and type(self.symbol) is str
+            and 0 <= mid < MAX_MARKETS and 0 <= mark < _U64 and 0 <= mark_time < _U64
+            and -_I128 <= fi < _I128 and 0 <= funding_time < _U64 and 0 <= mmf <= imf <= PPM
+            and -_I8 <= e < _I8 and -PPM <= maker <= PPM and -PPM <= taker <= PPM
+            and 0 <= min_size < _U64 and 0 < step < _U64 and 0 < tick < _U64 and 0 <= oi < _U64
+        ):
+            return
+        self._validate()
+
+    def _validate(self) -> None:
+        """Field by field, in order: raises the first error."""
         _uint("market_id", self.market_id, 16)
         _bounded("market_id", self.market_id, MAX_MARKETS)
         _uint("mark_price", self.mark_price, 64)
@@ -158,6 +202,17 @@ class Account:
     nonce: int
 
     def __post_init__(self) -> None:
+        a, c, n = self.account_id, self.collateral, self.nonce
+        if (
+            type(a) is int and type(c) is int and type(n) is int
+            and 0 <= a < MAX_ACCOUNTS and 0 <= c < _U128 and 0 <= n < _U64
+            and type(self.owner) is str and _checksum_str_or_none(self.owner) == self.owner
+        ):
+            return
+        self._validate()
+
+    def _validate(self) -> None:
+        """Field by field, in order: raises the first error."""
         _uint("account_id", self.account_id, 32)
         _bounded("account_id", self.account_id, MAX_ACCOUNTS)
         if not isinstance(self.owner, str) or checksum_address(self.owner) != self.owner:
@@ -178,6 +233,20 @@ class Position:
     funding_index: int
 
     def __post_init__(self) -> None:
+        a, m, size, q, b, f = (
+            self.account_id, self.market_id, self.size, self.quote, self.basis, self.funding_index
+        )
+        if (
+            type(a) is int and type(m) is int and type(size) is int and type(q) is int
+            and type(b) is int and type(f) is int
+            and 0 <= a < MAX_ACCOUNTS and 0 <= m < MAX_MARKETS and -_I64 <= size < _I64
+            and -_I128 <= q < _I128 and -_I128 <= b < _I128 and -_I128 <= f < _I128
+        ):
+            return
+        self._validate()
+
+    def _validate(self) -> None:
+        """Field by field, in order: raises the first error."""
         _uint("account_id", self.account_id, 32)
         _bounded("account_id", self.account_id, MAX_ACCOUNTS)
         _uint("market_id", self.market_id, 16)
@@ -220,6 +289,24 @@ class Exchange:
     forced_cursor: int
 
     def __post_init__(self) -> None:
+        fund, fees, nxt, dc, fc = (
+            self.insurance_fund,
+            self.fee_balance,
+            self.next_account_id,
+            self.deposit_cursor,
+            self.forced_cursor,
+        )
+        if (
+            type(fund) is int and type(fees) is int and type(nxt) is int and type(dc) is int
+            and type(fc) is int
+            and -_I128 <= fund < _I128 and 0 <= fees < _U128 and 0 <= nxt <= MAX_ACCOUNTS
+            and 0 <= dc < _U64 and 0 <= fc < _U64
+        ):
+            return
+        self._validate()
+
+    def _validate(self) -> None:
+        """Field by field, in order: raises the first error."""
         _sint("insurance_fund", self.insurance_fund, 128)
         _uint("fee_balance", self.fee_balance, 128)
         _uint("next_account_id", self.next_account_id, 32)
@@ -251,6 +338,33 @@ class Order:
     expiry: int
 
     def __post_init__(self) -> None:
+        a, slot, nonce, m, price, size, filled, tif, flags, expiry = (
+            self.account_id,
+            self.slot,
+            self.nonce,
+            self.market_id,
+            self.price,
+            self.size,
+            self.filled,
+            self.time_in_force,
+            self.flags,
+            self.expiry,
+        )
+        if (
+            type(a) is int and type(slot) is int and type(nonce) is int and type(m) is int
+            and type(self.is_buy) is bool and type(price) is int and type(size) is int
+            and type(filled) is int and type(tif) is int and type(flags) is int
+            and type(expiry) is int
+            and 0 <= a < MAX_ACCOUNTS and 0 <= nonce < _U64 and slot == nonce % ORDER_SLOTS
+            and 0 <= m < MAX_MARKETS and 0 <= price < _U64 and 0 <= filled <= size < _U64
+            and 0 <= tif <= TIF_FOK and 0 <= flags < _U8 and not flags & ~ORDER_FLAGS_MASK
+            and 0 <= expiry < _U64
+        ):
+            return
+        self._validate()
+
+    def _validate(self) -> None:
+        """Field by field, in order: raises the first error."""
         _uint("account_id", self.account_id, 32)
         _bounded("account_id", self.account_id, MAX_ACCOUNTS)
         _uint("slot", self.slot, 8)

@@ -46,6 +46,9 @@ from isoperp.protocol.constants import (
 from isoperp.tree.merkle import hash_leaf
 
 _SUB_LIMIT: Final = 1 << ACCOUNT_SHIFT
+_POSITION_BASE: Final = KIND_POSITION << KIND_SHIFT
+_ORDER_BASE: Final = KIND_ORDER << KIND_SHIFT
+_MARKET_BASE: Final = KIND_GLOBAL << KIND_SHIFT | GLOBAL_MARKETS << ACCOUNT_SHIFT
 
 # ------------------------------------------------------------------------------------------------
 # Index layout
@@ -59,6 +62,11 @@ def _check_id(name: str, value: object, limit: int) -> int:
 
 def leaf_index(kind: int, account: int, sub: int) -> int:
     """``kind << 30 | account << 6 | sub`` with ``kind < 4``, ``account < 2^24``, ``sub < 64``."""
+    if (
+        type(kind) is int and type(account) is int and type(sub) is int
+        and 0 <= kind < 4 and 0 <= account < MAX_ACCOUNTS and 0 <= sub < _SUB_LIMIT
+    ):
+        return kind << KIND_SHIFT | account << ACCOUNT_SHIFT | sub
     _check_id("kind", kind, 4)
     _check_id("account", account, MAX_ACCOUNTS)
     _check_id("sub", sub, _SUB_LIMIT)
@@ -73,11 +81,18 @@ def split_index(index: int) -> tuple[int, int, int]:
 
 def account_index(account_id: int) -> int:
     """Index of account ``account_id``'s leaf (kind 0, sub 0)."""
+    if type(account_id) is int and 0 <= account_id < MAX_ACCOUNTS:
+        return KIND_ACCOUNT << KIND_SHIFT | account_id << ACCOUNT_SHIFT
     return leaf_index(KIND_ACCOUNT, _check_id("account_id", account_id, MAX_ACCOUNTS), 0)
 
 
 def position_index(account_id: int, market_id: int) -> int:
     """Index of the isolated position of ``account_id`` in ``market_id`` (kind 1)."""
+    if (
+        type(account_id) is int and type(market_id) is int
+        and 0 <= account_id < MAX_ACCOUNTS and 0 <= market_id < MAX_MARKETS
+    ):
+        return _POSITION_BASE | account_id << ACCOUNT_SHIFT | market_id
     return leaf_index(
         KIND_POSITION,
         _check_id("account_id", account_id, MAX_ACCOUNTS),
@@ -87,6 +102,11 @@ def position_index(account_id: int, market_id: int) -> int:
 
 def order_index(account_id: int, slot: int) -> int:
     """Index of order slot ``slot`` (``nonce % 64``) of ``account_id`` (kind 2)."""
+    if (
+        type(account_id) is int and type(slot) is int
+        and 0 <= account_id < MAX_ACCOUNTS and 0 <= slot < ORDER_SLOTS
+    ):
+        return _ORDER_BASE | account_id << ACCOUNT_SHIFT | slot
     return leaf_index(
         KIND_ORDER,
         _check_id("account_id", account_id, MAX_ACCOUNTS),
@@ -96,6 +116,8 @@ def order_index(account_id: int, slot: int) -> int:
 
 def market_index(market_id: int) -> int:
     """Index of market ``market_id``'s leaf (kind 3, account field 0)."""
+    if type(market_id) is int and 0 <= market_id < MAX_MARKETS:
+        return _MARKET_BASE | market_id
     return leaf_index(KIND_GLOBAL, GLOBAL_MARKETS, _check_id("market_id", market_id, MAX_MARKETS))
 
 
@@ -136,6 +158,8 @@ _W_POSITION: Final = _u(LEAF_POSITION)
 _W_MARKET: Final = _u(LEAF_MARKET)
 _W_EXCHANGE: Final = _u(LEAF_EXCHANGE)
 _W_ORDER: Final = _u(LEAF_ORDER)
+_TRUE: Final = _u(1)
+_FALSE: Final = _u(0)
 
 
 def encode_account(a: Account) -> bytes:
@@ -144,10 +168,10 @@ def encode_account(a: Account) -> bytes:
     return b"".join(
         (
             _W_ACCOUNT,
-            _u(a.account_id),
+            a.account_id.to_bytes(32, "big"),
             _ADDRESS_PAD + bytes.fromhex(a.owner[2:]),
-            _u(a.collateral),
-            _u(a.nonce),
+            a.collateral.to_bytes(32, "big"),
+            a.nonce.to_bytes(32, "big"),
         )
     )
 
@@ -158,12 +182,12 @@ def encode_position(p: Position) -> bytes:
     return b"".join(
         (
             _W_POSITION,
-            _u(p.account_id),
-            _u(p.market_id),
-            _s(p.size),
-            _s(p.quote),
-            _s(p.basis),
-            _s(p.funding_index),
+            p.account_id.to_bytes(32, "big"),
+            p.market_id.to_bytes(32, "big"),
+            p.size.to_bytes(32, "big", signed=True),
+            p.quote.to_bytes(32, "big", signed=True),
+            p.basis.to_bytes(32, "big", signed=True),
+            p.funding_index.to_bytes(32, "big", signed=True),
         )
     )
 
@@ -176,20 +200,20 @@ def encode_market(m: Market) -> bytes:
     return b"".join(
         (
             _W_MARKET,
-            _u(m.market_id),
-            _u(m.mark_price),
-            _u(m.mark_time),
-            _s(m.funding_index),
-            _u(m.funding_time),
-            _u(m.imf_ppm),
-            _u(m.mmf_ppm),
-            _s(m.notional_exp),
-            _s(m.maker_fee_ppm),
-            _s(m.taker_fee_ppm),
-            _u(m.min_size),
-            _u(m.size_step),
-            _u(m.price_tick),
-            _u(m.open_interest),
+            m.market_id.to_bytes(32, "big"),
+            m.mark_price.to_bytes(32, "big"),
+            m.mark_time.to_bytes(32, "big"),
+            m.funding_index.to_bytes(32, "big", signed=True),
+            m.funding_time.to_bytes(32, "big"),
+            m.imf_ppm.to_bytes(32, "big"),
+            m.mmf_ppm.to_bytes(32, "big"),
+            m.notional_exp.to_bytes(32, "big", signed=True),
+            m.maker_fee_ppm.to_bytes(32, "big", signed=True),
+            m.taker_fee_ppm.to_bytes(32, "big", signed=True),
+            m.min_size.to_bytes(32, "big"),
+            m.size_step.to_bytes(32, "big"),
+            m.price_tick.to_bytes(32, "big"),
+            m.open_interest.to_bytes(32, "big"),
         )
     )
 
@@ -200,11 +224,11 @@ def encode_exchange(e: Exchange) -> bytes:
     return b"".join(
         (
             _W_EXCHANGE,
-            _s(e.insurance_fund),
-            _u(e.fee_balance),
-            _u(e.next_account_id),
-            _u(e.deposit_cursor),
-            _u(e.forced_cursor),
+            e.insurance_fund.to_bytes(32, "big", signed=True),
+            e.fee_balance.to_bytes(32, "big"),
+            e.next_account_id.to_bytes(32, "big"),
+            e.deposit_cursor.to_bytes(32, "big"),
+            e.forced_cursor.to_bytes(32, "big"),
         )
     )
 
@@ -216,17 +240,17 @@ def encode_order(o: Order) -> bytes:
     return b"".join(
         (
             _W_ORDER,
-            _u(o.account_id),
-            _u(o.slot),
-            _u(o.nonce),
-            _u(o.market_id),
-            _u(1 if o.is_buy else 0),
-            _u(o.price),
-            _u(o.size),
-            _u(o.filled),
-            _u(o.time_in_force),
-            _u(o.flags),
-            _u(o.expiry),
+            o.account_id.to_bytes(32, "big"),
+            o.slot.to_bytes(32, "big"),
+            o.nonce.to_bytes(32, "big"),
+            o.market_id.to_bytes(32, "big"),
+            _TRUE if o.is_buy else _FALSE,
+            o.price.to_bytes(32, "big"),
+            o.size.to_bytes(32, "big"),
+            o.filled.to_bytes(32, "big"),
+            o.time_in_force.to_bytes(32, "big"),
+            o.flags.to_bytes(32, "big"),
+            o.expiry.to_bytes(32, "big"),
         )
     )
 

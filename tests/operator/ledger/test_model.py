@@ -15,6 +15,7 @@ from isoperp.ledger.model import (
     Account,
     Exchange,
     Market,
+    Order,
     Position,
     checksum_address,
     eip55_from_lower_hex,
@@ -200,3 +201,84 @@ def test_market_types_are_checked() -> None:
 
 def _market_kwargs() -> dict[str, object]:
     return {f.name: getattr(BTC_USD, f.name) for f in dataclasses.fields(BTC_USD)}
+
+
+# The validators' one-expression fast paths must accept exactly what the field-by-field checks
+# (``_validate``, which also produces the error messages) accept.
+_EDGES = st.sampled_from(
+    [0, 1, 2, 5, 63, 64, 255, 256, (1 << 16) - 1, 1 << 16, (1 << 24) - 1, 1 << 24, 1_000_000,
+     1_000_001, (1 << 31) - 1, 1 << 31, (1 << 32) - 1, 1 << 32, (1 << 63) - 1, 1 << 63,
+     (1 << 64) - 1, 1 << 64, (1 << 127) - 1, 1 << 127, (1 << 128) - 1, 1 << 128, -1, -2, -128,
+     -129, -1_000_000, -1_000_001, -(1 << 31), -(1 << 31) - 1, -(1 << 63), -(1 << 63) - 1,
+     -(1 << 127), -(1 << 127) - 1, True, False, 1.0, None]
+)
+_OWNERS = st.sampled_from([OWNER, OWNER.lower(), "0x" + "00" * 20, "0x12", 7, None])
+
+
+def _agrees(cls: type, values: list[object]) -> None:
+    try:
+        obj = cls(*values)
+    except (TypeError, ValueError):
+        return  # the fast path fell back to _validate, which raised
+    obj._validate()  # accepted by the fast path: the full checks agree
+
+
+_BASES: dict[type, list[object]] = {
+    Position: [3, 1, -5, -7, 9, -11],
+    Exchange: [-1, 2, 3, 4, 5],
+    Account: [0, OWNER, 5, 1],
+    Market: [getattr(BTC_USD, f.name) for f in dataclasses.fields(Market)],
+    Order: [1, 3, 67, 0, True, 10, 5, 5, 2, 3, 0],
+}
+
+
+_EDGE_VALUES = [
+    0, 1, 2, 3, 4, 5, 7, 8, 63, 64, 65, 127, 128, 255, 256, (1 << 16) - 1, 1 << 16,
+    (1 << 24) - 1, 1 << 24, (1 << 24) + 1, 1_000_000,
+    1_000_001, (1 << 31) - 1, 1 << 31, (1 << 32) - 1, 1 << 32, (1 << 63) - 1, 1 << 63,
+    (1 << 64) - 1, 1 << 64, (1 << 127) - 1, 1 << 127, (1 << 128) - 1, 1 << 128, -1, -2, -128,
+    -129, -1_000_000, -1_000_001, -(1 << 31), -(1 << 31) - 1, -(1 << 63), -(1 << 63) - 1,
+    -(1 << 127), -(1 << 127) - 1, True, False, 1.0, None, OWNER, OWNER.lower(), "BTC",
+]
+
+
+@pytest.mark.parametrize("cls", [Position, Exchange, Account, Market, Order])
+def test_fast_paths_agree_with_field_checks_one_field_at_a_time(cls: type) -> None:
+    """Every field of a valid leaf set to every edge value (for orders also with the slot kept
+    consistent with the nonce): accepted only if the full checks accept it."""
+    for index in range(len(_BASES[cls])):
+        for value in _EDGE_VALUES:
+            values = list(_BASES[cls])
+            values[index] = value
+            _agrees(cls, values)
+            if cls is Order and index == 2 and type(value) is int:
+                values[1] = value % 64
+                _agrees(cls, values)
+
+
+@given(
+    st.sampled_from(sorted(_BASES, key=lambda c: c.__name__)),
+    st.lists(st.tuples(st.integers(0, 14), _EDGES | _OWNERS), min_size=1, max_size=3),
+    st.booleans(),
+)
+def test_fast_paths_agree_with_field_checks(
+    cls: type, changes: list[tuple[int, object]], keep_slot: bool
+) -> None:
+    """A valid leaf with one to three fields set to edge values (of any type)."""
+    values = list(_BASES[cls])
+    for index, value in changes:
+        values[index % len(values)] = value
+    if cls is Order and keep_slot and type(values[2]) is int:
+        values[1] = values[2] % 64  # slot = nonce % 64, so the other checks get exercised
+    _agrees(cls, values)
+
+
+def test_fast_paths_accept_the_devnet_leaves() -> None:
+    for leaf in (
+        BTC_USD,
+        Account(0, OWNER, 5, 1),
+        Position(3, 1, -5, -7, 9, -11),
+        Exchange(-1, 2, 3, 4, 5),
+        Order(1, 3, 67, 0, True, 10, 5, 5, 2, 3, 0),
+    ):
+        leaf._validate()

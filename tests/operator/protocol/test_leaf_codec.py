@@ -176,6 +176,26 @@ def test_index_helpers_out_of_range_raise_protocol_error(call: Any) -> None:
         call()
 
 
+_INDEX_EDGES = [0, 1, 62, 63, 64, (1 << 24) - 1, 1 << 24, -1, 1 << 40, True, False, 1.0, None]
+
+
+def _index_or_error(fn: Any, *args: object) -> object:
+    try:
+        return fn(*args)
+    except ProtocolError:
+        return "error"
+
+
+def test_index_helpers_fast_paths_agree_with_leaf_index() -> None:
+    """Each helper's fast path gives leaf_index's answer, or its error, for edge ids."""
+    for a in _INDEX_EDGES:
+        assert _index_or_error(account_index, a) == _index_or_error(leaf_index, 0, a, 0)
+        assert _index_or_error(market_index, a) == _index_or_error(leaf_index, 3, 0, a)
+        for b in _INDEX_EDGES:
+            assert _index_or_error(position_index, a, b) == _index_or_error(leaf_index, 1, a, b)
+            assert _index_or_error(order_index, a, b) == _index_or_error(leaf_index, 2, a, b)
+
+
 @given(st.integers(0, 3), account_ids, market_ids)
 def test_split_index_random_inverts_leaf_index(kind: int, account: int, sub: int) -> None:
     assert split_index(leaf_index(kind, account, sub)) == (kind, account, sub)
