@@ -73,6 +73,7 @@ REJECTION REASONS (``TransitionRejected.reason``):
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeAlias, overload
@@ -84,6 +85,7 @@ from isoperp.errors import (
     ProtocolError,
     TransitionRejected,
 )
+from isoperp.hashing import keccak256
 from isoperp.ledger import arith, risk
 from isoperp.ledger.model import (
     Account,
@@ -113,10 +115,12 @@ from isoperp.ledger.transitions import (
     Withdraw,
 )
 from isoperp.protocol.constants import (
+    ACCOUNT_SHIFT,
     FLAG_POST_ONLY,
     FLAG_REDUCE_ONLY,
     FUNDING_RATE_CAP_MULTIPLE,
     INSURANCE_ACCOUNT,
+    LEAF_SALT,
     LIQUIDATION_FEE_PPM,
     MAX_ACCOUNTS,
     MAX_MARKETS,
@@ -441,6 +445,8 @@ def _fields(t: Any, spec: Sequence[tuple[str, str, int]]) -> None:
     for name, kind, bits in spec:
         value = getattr(t, name)
         if kind == "u":
+            if type(value) is int and 0 <= value < (1 << bits):  # _uint, without the call
+                continue
             _uint(name, value, bits)
         elif kind == "s":
             _sint(name, value, bits)
@@ -580,17 +586,40 @@ _FIELDS: Final[dict[type, tuple[str, ...]]] = {
     cls: tuple(f.name for f in dataclasses.fields(cls))
     for cls in (Account, Position, Market, Exchange, Order)
 }
+_GET_FIELDS: Final[dict[type, Callable[[Any], tuple[Any, ...]]]] = {
+    cls: operator.attrgetter(*names) for cls, names in _FIELDS.items()
+}
+_FIELD_POSITION: Final[dict[type, dict[str, int]]] = {
+    cls: {name: i for i, name in enumerate(names)} for cls, names in _FIELDS.items()
+}
 
 
 def _rebuild(leaf: Any, **changes: Any) -> Any:
     """``dataclasses.replace`` for leaf objects, several times faster (positional construction,
     still validated by ``__post_init__``). Raises ``ValueError`` / ``TypeError`` like it."""
-    names = _FIELDS[type(leaf)]
-    return type(leaf)(*[changes[n] if n in changes else getattr(leaf, n) for n in names])
+    cls = type(leaf)
+    values = list(_GET_FIELDS[cls](leaf))
+    position = _FIELD_POSITION[cls]
+    for name, value in changes.items():
+        values[position[name]] = value
+    return cls(*values)
 
 
 def _filled(order: Order, size: int) -> Order:
-    return _rebuild(order, filled=order.filled + size)
+    """``order`` with ``size`` more lots filled (validated: ``filled <= size`` still holds)."""
+    return Order(
+        order.account_id,
+        order.slot,
+        order.nonce,
+        order.market_id,
+        order.is_buy,
+        order.price,
+        order.size,
+        order.filled + size,
+        order.time_in_force,
+        order.flags,
+        order.expiry,
+    )
 
 
 @dataclass(slots=True)
@@ -926,7 +955,7 @@ class Ledger:
         for key in deletes:
             self._delete_position(key)
         for leaf in writes:
-            self._put(leaf)
+            _PUTTERS[type(leaf)](self, leaf)
         return result
 
     @overload
@@ -1869,20 +1898,31 @@ class Ledger:
 
     def _write(self, index: int, data: bytes) -> None:
         self._leaves[index] = data
-        self._tree.set(index, hash_leaf(data))
+        self._tree.set(index, keccak256(LEAF_SALT + data))  # hash_leaf, without the call
 
     def _put_account(self, account: Account) -> None:
         self._accounts[account.account_id] = account
         self._owners[account.owner.lower()] = account.account_id
         self._write(account_index(account.account_id), encode_account(account))
 
+    # The hot writes compute the index inline: a model object's ids are already bounded by its
+    # __post_init__ (account < 2^24, market < 64, slot < 64), which is what *_index checks.
+
     def _put_position(self, pos: Position) -> None:
-        self._positions[(pos.account_id, pos.market_id)] = pos
-        self._write(position_index(pos.account_id, pos.market_id), encode_position(pos))
+        account_id, market_id = pos.account_id, pos.market_id
+        self._positions[(account_id, market_id)] = pos
+        index = _POSITION_BASE | account_id << ACCOUNT_SHIFT | market_id
+        data = encode_position(pos)
+        self._leaves[index] = data
+        self._tree.set(index, keccak256(LEAF_SALT + data))
 
     def _put_order(self, order: Order) -> None:
-        self._orders[(order.account_id, order.slot)] = order
-        self._write(order_index(order.account_id, order.slot), encode_order(order))
+        account_id, slot = order.account_id, order.slot
+        self._orders[(account_id, slot)] = order
+        index = _ORDER_BASE | account_id << ACCOUNT_SHIFT | slot
+        data = encode_order(order)
+        self._leaves[index] = data
+        self._tree.set(index, keccak256(LEAF_SALT + data))
 
     def _put_market(self, market: Market) -> None:
         self._markets[market.market_id] = market
@@ -1898,6 +1938,16 @@ class Ledger:
         del self._leaves[index]
         self._tree.set(index, EMPTY)
 
+
+_PUTTERS: Final[dict[type, Callable[[Ledger, Any], None]]] = {
+    Position: Ledger._put_position,
+    Order: Ledger._put_order,
+    Account: Ledger._put_account,
+    Exchange: Ledger._put_exchange,
+    Market: Ledger._put_market,
+}
+_POSITION_BASE: Final = position_index(0, 0)
+_ORDER_BASE: Final = order_index(0, 0)
 
 _PLANNERS: Final[dict[type, Callable[[Ledger, Any], _Plan]]] = {
     Deposit: Ledger._plan_deposit,

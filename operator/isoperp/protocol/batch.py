@@ -49,9 +49,12 @@ from isoperp.protocol.constants import (
 
 HEADER_BYTES: Final = 5
 SIGNATURE_BYTES: Final = 65
+_UINT_BOUND: Final = {width: 1 << (8 * width) for width in (1, 2, 4, 8, 16)}
 
 
 def _uint(value: int, width: int, name: str) -> bytes:
+    if type(value) is int and 0 <= value < _UINT_BOUND.get(width, 0):
+        return value.to_bytes(width, "big")
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < (1 << (8 * width)):
         raise ProtocolError(f"{name}={value!r} does not fit uint{8 * width}", code="bad_record")
     return value.to_bytes(width, "big")

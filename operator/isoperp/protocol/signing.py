@@ -60,6 +60,10 @@ def _word(value: int, *, signed: bool = False) -> bytes:
     return value.to_bytes(32, "big", signed=signed)
 
 
+_WORD_ONE = _word(1)
+_WORD_ZERO = _word(0)
+
+
 def _address_word(address: str) -> bytes:
     raw = bytes.fromhex(address[2:] if address.startswith("0x") else address)
     if len(raw) != 20:
@@ -113,15 +117,15 @@ def order_struct_hash(o: PlaceOrder) -> bytes:
         b"".join(
             (
                 ORDER_TYPEHASH,
-                _word(o.account_id),
-                _word(o.market_id),
-                _word(1 if o.is_buy else 0),
-                _word(o.price),
-                _word(o.size),
-                _word(o.time_in_force),
-                _word(o.flags),
-                _word(o.nonce),
-                _word(o.expiry),
+                o.account_id.to_bytes(32, "big"),
+                o.market_id.to_bytes(32, "big"),
+                _WORD_ONE if o.is_buy else _WORD_ZERO,
+                o.price.to_bytes(32, "big"),
+                o.size.to_bytes(32, "big"),
+                o.time_in_force.to_bytes(32, "big"),
+                o.flags.to_bytes(32, "big"),
+                o.nonce.to_bytes(32, "big"),
+                o.expiry.to_bytes(32, "big"),
             )
         )
     )
