@@ -25,6 +25,7 @@ from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
 from web3.types import Nonce, TxParams, TxReceipt
 
+from isoperp import failpoints
 from isoperp.chain.artifacts import load_artifacts
 from isoperp.errors import ChainError, ContractReverted, TransientChainError
 
@@ -169,6 +170,7 @@ class ChainClient:
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise TransientChainError(f"{context}: RPC unreachable") from exc
         self._nonce = int(tx["nonce"]) + 1
+        failpoints.hit(f"after_send:{context}")
         receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=DEFAULT_TIMEOUT_S)
         if receipt["status"] != 1:
             raise self._mined_revert(tx, receipt, context)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import click
+import requests
 from rich.console import Console
 
 from isoperp.cli.context import CliState, resolve_signer
@@ -12,6 +14,8 @@ from isoperp.errors import TransientChainError
 from isoperp.service.operator import CycleReport, OperatorService
 
 console = Console(soft_wrap=True)
+logger = logging.getLogger(__name__)
+MAX_BACKOFF_S = 30.0
 
 
 @click.group()
@@ -77,12 +81,22 @@ def run(
         return
     assert interval is not None
     console.print(f"operator running every {interval}s (Ctrl-C to stop)")
+    backoff = interval
     try:
         while True:
             try:
                 _show(service.run_once(post_empty=post_empty))
-            except TransientChainError as exc:
-                console.print(f"[yellow]chain unavailable, retrying: {exc.message}[/]")
+                backoff = interval
+            except (TransientChainError, requests.ConnectionError, requests.Timeout) as exc:
+                # Only transient failures are retried; everything else stops the operator.
+                backoff = min(max(backoff * 2, 1.0), MAX_BACKOFF_S)
+                console.print(
+                    f"[yellow]chain unavailable ({exc.__class__.__name__}); "
+                    f"retrying in {backoff:.0f}s[/]"
+                )
+                logger.warning("chain unavailable, retrying in %.1fs: %s", backoff, exc)
+                time.sleep(backoff)
+                continue
             time.sleep(interval)
     except KeyboardInterrupt:
         console.print("operator stopped")

@@ -1,0 +1,213 @@
+"""The operator as a real process: killed between sending a checkpoint and its receipt, killed -9 at
+random moments, and cut off from its RPC. Nothing acknowledged is lost, nothing is posted twice, and
+it resumes by itself."""
+
+import contextlib
+import random
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from isoperp.chain.client import ChainClient, connect
+from isoperp.chain.contracts import System
+from isoperp.chain.deployment import Deployment
+from isoperp.chain.l1 import read_checkpoints
+from isoperp.devnet import Devnet
+from isoperp.ledger.transitions import Withdraw
+from isoperp.service.inbox import Inbox
+
+ISOPERP = str(Path(sys.executable).with_name("isoperp"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def net(tmp_path):
+    devnet = Devnet(port=free_port(), state_dir=tmp_path / "anvil")
+    devnet.up()
+    yield devnet
+    devnet.down()
+
+
+class Cli:
+    def __init__(self, tmp_path: Path) -> None:
+        self.deployment = tmp_path / "state" / "deployment.json"
+        self.log = tmp_path / "operator.log"
+
+    def args(self, *args: str) -> list[str]:
+        return [ISOPERP, "--deployment", str(self.deployment), *args]
+
+    def __call__(self, *args: str, env: dict | None = None, check: bool = True):
+        import os
+
+        full_env = {**os.environ, **(env or {})}
+        proc = subprocess.run(
+            self.args(*args), capture_output=True, text=True, env=full_env, timeout=120
+        )
+        if check:
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc
+
+    def start_operator(self, interval: str = "0.2") -> subprocess.Popen:
+        out = self.log.open("a")
+        return subprocess.Popen(
+            self.args("operator", "run", "--interval", interval),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+    def system(self, url: str | None = None) -> System:
+        deployment = Deployment.load(self.deployment)
+        return System(ChainClient(connect(url or deployment.rpc_url)), deployment)
+
+    def inbox(self) -> Inbox:
+        return Inbox(self.deployment.parent / "inbox.sqlite")
+
+
+@pytest.fixture
+def cli(tmp_path):
+    return Cli(tmp_path)
+
+
+def test_crash_between_send_and_receipt_neither_reposts_nor_skips(net, cli):
+    cli("deploy", "--rpc", net.url)
+    cli("deposit", "100", "--account", "1")
+    cli("operator", "run", "--once")
+    cli("withdraw", "40", "--account", "1")
+    crashed = cli(
+        "operator", "run", "--once", env={"ISOPERP_FAILPOINT": "after_send:post"}, check=False
+    )
+    assert crashed.returncode == 137
+    assert len(read_checkpoints(cli.system())) == 2  # the checkpoint reached the chain
+    inbox = cli.inbox()
+    assert [e.status for e in inbox.all()] == ["pending"]  # ...the journal never heard of it
+    inbox.close()
+    again = cli("operator", "run", "--once")
+    assert "nothing to post" in again.stdout
+    inbox = cli.inbox()
+    (entry,) = inbox.all()
+    assert (entry.status, entry.seq, entry.slot) == ("included", 2, 0)
+    inbox.close()
+    assert len(read_checkpoints(cli.system())) == 2
+
+
+def test_kill_9_at_random_moments_loses_nothing(net, cli):
+    cli("deploy", "--rpc", net.url)
+    for account in (1, 2):
+        cli("deposit", "1000", "--account", str(account))
+    cli("operator", "run", "--once")
+    requests = 0
+    rng = random.Random(7)
+    for _round in range(4):
+        for account in (1, 2):
+            cli("withdraw", "1", "--account", str(account))
+            requests += 1
+        operator = cli.start_operator()
+        time.sleep(rng.uniform(0.3, 1.2))
+        operator.kill()  # SIGKILL: no cleanup, possibly mid-batch
+        operator.wait()
+    cli("operator", "run", "--once")
+    inbox = cli.inbox()
+    statuses = [e.status for e in inbox.all()]
+    inbox.close()
+    assert statuses == ["included"] * requests, statuses
+    checkpoints = read_checkpoints(cli.system())
+    assert [cp.header.seq for cp in checkpoints] == list(range(1, len(checkpoints) + 1))
+    seen = [
+        (t.account_id, t.nonce)
+        for cp in checkpoints
+        for t in cp.transitions
+        if isinstance(t, Withdraw)
+    ]
+    assert len(seen) == len(set(seen)) == requests  # each acknowledged request exactly once
+
+
+class PausableProxy:
+    """A TCP proxy to the devnet that can drop every connection and refuse new ones (an outage)."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target = target_port
+        self.port = free_port()
+        self.server: socket.socket | None = None
+        self.conns: list[socket.socket] = []
+        self.resume()
+
+    def resume(self) -> None:
+        server = socket.socket()
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", self.port))
+        server.listen(16)
+        self.server = server
+        threading.Thread(target=self._accept, args=(server,), daemon=True).start()
+
+    def pause(self) -> None:
+        assert self.server is not None
+        with contextlib.suppress(OSError):  # wakes the thread blocked in accept()
+            self.server.shutdown(socket.SHUT_RDWR)
+        self.server.close()
+        for c in self.conns:
+            with contextlib.suppress(OSError):
+                c.shutdown(socket.SHUT_RDWR)
+            c.close()
+        self.conns.clear()
+
+    def _accept(self, server: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            self.conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.close()
+
+
+def test_rpc_outage_operator_waits_and_resumes(net, cli):
+    proxy = PausableProxy(net.port)
+    via_proxy = f"http://127.0.0.1:{proxy.port}"
+    cli("deploy", "--rpc", via_proxy)
+    direct = cli.system(net.url)
+    operator = cli.start_operator()
+    try:
+        cli("deposit", "50", "--account", "1")
+        deadline = time.monotonic() + 20
+        while len(read_checkpoints(direct)) < 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(read_checkpoints(direct)) == 1
+        proxy.pause()
+        cli("--rpc", net.url, "deposit", "60", "--account", "2")  # straight to the chain
+        time.sleep(2.5)
+        assert operator.poll() is None, "the operator must wait, not exit"
+        assert len(read_checkpoints(direct)) == 1
+        proxy.resume()
+        deadline = time.monotonic() + 40
+        while len(read_checkpoints(direct)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(read_checkpoints(direct)) == 2, cli.log.read_text()
+        assert "chain unavailable" in cli.log.read_text()
+    finally:
+        operator.kill()
+        operator.wait()
+        proxy.pause()
