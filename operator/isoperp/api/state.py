@@ -86,9 +86,6 @@ class ApiLimits:
     """WebSocket control messages (subscribe, unsubscribe, ping) per second per connection."""
     ws_message_burst: int = 20
     ws_max_message_bytes: int = 4096
-    ws_queue: int = 256
-    """Messages waiting for one WebSocket subscriber; a subscriber that falls further behind is
-    dropped (closed with code 4001)."""
     max_tracked_keys: int = 100_000
     """Rate-limit buckets kept (least recently used ones are forgotten first)."""
 
@@ -114,6 +111,7 @@ class ApiState:
     now: Callable[[], int] = field(default=lambda: int(time.time()))
     """Unix seconds (order expiry, time to finality)."""
     feed: Feed = field(default_factory=Feed)
+    """The hub the operator publishes to (``Feed(queue_size=...)`` bounds each subscriber)."""
     limits: ApiLimits = field(default_factory=ApiLimits)
     monotonic: Callable[[], float] = time.monotonic
     """The rate limiters' clock."""
