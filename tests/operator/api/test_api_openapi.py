@@ -1,20 +1,7 @@
-"""The OpenAPI document: every route, request model and error response documented; and a
-schemathesis pass over it (positive and negative cases, bounded examples)."""
+"""The OpenAPI document: every route, request model and error response documented (the
+schemathesis pass over it is test_api_schemathesis.py)."""
 
 import pytest
-import schemathesis
-from api_fixtures import Exchange
-from hypothesis import HealthCheck, settings
-from schemathesis.checks import (
-    content_type_conformance,
-    negative_data_rejection,
-    not_a_server_error,
-    response_schema_conformance,
-    status_code_conformance,
-)
-
-from isoperp.api import ApiLimits
-from isoperp.api.app import create_app
 
 SUBMISSIONS = {
     "/v1/orders": "OrderRequest",
@@ -34,7 +21,6 @@ READS = [
     "/v1/forced-requests",
     "/v1/health",
 ]
-UNLIMITED = ApiLimits(ip_rate=1e9, ip_burst=10**9, account_rate=1e9, account_burst=10**9)
 
 
 @pytest.fixture
@@ -92,29 +78,3 @@ def test_openapi_money_fields_are_strings(spec):
             prop = schemas[model]["properties"][name]
             types = [prop.get("type")] + [o.get("type") for o in prop.get("anyOf", [])]
             assert "string" in types and "integer" not in types, (model, name, prop)
-
-
-# ------------------------------------------------------------------------------ schemathesis
-
-
-@pytest.fixture
-def api_schema(tmp_path):
-    app = create_app(Exchange(tmp_path, limits=UNLIMITED).state())
-    return schemathesis.openapi.from_asgi("/openapi.json", app)
-
-
-schema = schemathesis.pytest.from_fixture("api_schema")
-
-
-@schema.parametrize()
-@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
-def test_schemathesis_fuzz(case):
-    case.call_and_validate(
-        checks=[
-            not_a_server_error,
-            status_code_conformance,
-            content_type_conformance,
-            response_schema_conformance,
-            negative_data_rejection,
-        ]
-    )
