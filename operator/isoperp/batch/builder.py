@@ -157,6 +157,23 @@ class BatchBuilder:
         """Bytes of batch data so far."""
         return self._size
 
+    @property
+    def withdrawal_count(self) -> int:
+        """Leaves in the withdrawals tree so far: the slot the next paying record gets (Withdraw,
+        or a forced withdrawal / exit that pays > 0 — only its applied result says whether)."""
+        return len(self._withdrawals)
+
+    @property
+    def forced_cursor(self) -> int:
+        """Forced requests served up to here (the header's ``forcedCursor`` if sealed now)."""
+        return self._forced_cursor
+
+    @property
+    def forced_prefix_hash(self) -> bytes:
+        """The forced queue's prefix hash at ``forced_cursor``: after serving entry ``i`` it must
+        equal that entry's ``ForcedRequested.prefixHash``."""
+        return self._forced_prefix
+
     def add(self, t: Transition) -> object:
         """Applies ``t`` to the ledger and records it. Raises BatchFull or TransitionRejected
         (from the ledger); in both cases neither the ledger nor the batch changed."""

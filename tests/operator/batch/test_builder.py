@@ -195,7 +195,12 @@ def test_forced_requests_extend_the_contract_chain_and_pay_through_withdrawals(l
     b = BatchBuilder(ledger, genesis)
     _funded_pair(b)
     b.add(withdraw(0, 7, 1))  # nonce 0 went to the margin move
-    first = [b.add(forced_request(*e)) for e in queue[:3]]
+    first = []
+    for i, e in enumerate(queue[:3]):
+        slot = b.withdrawal_count
+        first.append(b.add(forced_request(*e)))
+        assert (b.forced_cursor, b.forced_prefix_hash) == (i + 1, chain[i + 1])
+        assert b.withdrawal_count == slot + (first[-1].paid > 0)
     first_sealed = b.seal(timestamp=20)
     h1 = first_sealed.header
     assert (h1.forced_cursor, h1.forced_prefix_hash) == (3, chain[3])
