@@ -9,8 +9,12 @@ import click
 import requests
 from rich.console import Console
 
+from isoperp.api.app import create_app
+from isoperp.api.bridge import OperatorBridge
+from isoperp.api.server import DEFAULT_HOST, DEFAULT_PORT, ApiServer
 from isoperp.cli.context import CliState, resolve_signer
 from isoperp.errors import TransientChainError
+from isoperp.service.inbox import Inbox
 from isoperp.service.operator import CycleReport, OperatorService
 
 console = Console(soft_wrap=True)
@@ -23,11 +27,12 @@ def operator() -> None:
     """Run the operator: batch deposits and requests, post checkpoints."""
 
 
-def _show(report: CycleReport) -> None:
+def _show(report: CycleReport, *, quiet_idle: bool = False) -> None:
     for request_id, reason in report.rejected:
         console.print(f"request {request_id} rejected: {reason}")
     if report.posted is None:
-        console.print("nothing to post")
+        if not quiet_idle:
+            console.print("nothing to post")
         return
     h = report.posted.header
     console.print(
@@ -48,6 +53,15 @@ def _show(report: CycleReport) -> None:
 )
 @click.option("--post-empty", is_flag=True, help="Post a checkpoint even with nothing to include.")
 @click.option(
+    "--api/--no-api",
+    "serve_api",
+    default=True,
+    show_default=True,
+    help="With --interval: serve the HTTP/WebSocket API (OpenAPI at /docs).",
+)
+@click.option("--api-host", default=DEFAULT_HOST, show_default=True)
+@click.option("--api-port", type=int, default=DEFAULT_PORT, show_default=True)
+@click.option(
     "--account",
     "account_index",
     type=int,
@@ -67,6 +81,9 @@ def run(
     once: bool,
     interval: float | None,
     post_empty: bool,
+    serve_api: bool,
+    api_host: str,
+    api_port: int,
     account_index: int | None,
     key: str | None,
 ) -> None:
@@ -80,12 +97,22 @@ def run(
         _show(service.run_once(post_empty=post_empty))
         return
     assert interval is not None
+    service.sync()
+    bridge = OperatorBridge.for_system(service, system)
+    server = None
+    if serve_api:
+        journal = state.state_dir / "inbox.sqlite"
+        app = create_app(bridge.api_state(lambda: Inbox(journal)))
+        server = ApiServer(app, host=api_host, port=api_port).start()
+        console.print(f"API on {server.url} (OpenAPI: {server.url}/docs)")
+    bridge.refresh()
     console.print(f"operator running every {interval}s (Ctrl-C to stop)")
     backoff = interval
     try:
         while True:
             try:
-                _show(service.run_once(post_empty=post_empty))
+                _show(service.run_once(post_empty=post_empty), quiet_idle=True)
+                bridge.refresh()
                 backoff = interval
             except (TransientChainError, requests.ConnectionError, requests.Timeout) as exc:
                 # Only transient failures are retried; everything else stops the operator.
@@ -100,3 +127,6 @@ def run(
             time.sleep(interval)
     except KeyboardInterrupt:
         console.print("operator stopped")
+    finally:
+        if server is not None:
+            server.stop()
