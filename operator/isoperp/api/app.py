@@ -43,6 +43,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from isoperp.api import views
 from isoperp.api.errors import SEMANTIC_CODES, STATUS_OF, ApiError, error_body
+from isoperp.api.journal import AccountJournal
 from isoperp.api.limits import LimitsMiddleware, RateLimiter
 from isoperp.api.models import (
     Accepted,
@@ -63,12 +64,7 @@ from isoperp.api.models import (
     WithdrawalRequest,
 )
 from isoperp.api.state import ApiState
-from isoperp.api.validation import (
-    Submissions,
-    available_collateral,
-    next_nonce,
-    next_order_nonce,
-)
+from isoperp.api.validation import Submissions, available_collateral, next_order_nonce
 from isoperp.api.ws import FeedSocket
 from isoperp.ledger.transitions import CancelOrder, MarginTransfer, PlaceOrder, Withdraw
 from isoperp.service.inbox import STATUSES, Inbox
@@ -414,14 +410,19 @@ def _account_routes(v1: APIRouter, state: ApiState, journal: Journal) -> None:
     async def get_account(account: str) -> AccountModel:
         ledger = state.ledger()
         acct = views.resolve_account(ledger, account)
-        entries = await journal.run(lambda inbox: inbox.of_account(acct.account_id))
-        return views.account_view(
-            acct,
-            available=available_collateral(entries, acct),
-            next_nonce=next_nonce(entries, acct),
-            next_order_nonce=next_order_nonce(entries, ledger, acct.account_id),
-            pending=sum(1 for e in entries if e.status == "pending"),
-        )
+
+        def read(inbox: Inbox) -> AccountModel:
+            entries = AccountJournal(inbox, acct.account_id)
+            flights = entries.in_flight(acct.nonce)
+            return views.account_view(
+                acct,
+                available=available_collateral(flights, acct),
+                next_nonce=acct.nonce + len(flights),
+                next_order_nonce=next_order_nonce(entries, ledger),
+                pending=entries.pending_count(),
+            )
+
+        return await journal.run(read)
 
     @v1.get(
         "/accounts/{account}/positions",

@@ -11,6 +11,8 @@ request body is exactly the signed message plus its ``signature``. Integer rules
   fraction), in requests and in responses alike: JSON numbers beyond 2^53 lose precision in
   most clients.
 
+Nonces are accepted up to 2^63 - 1 (the journal stores them as SQLite integers).
+
 Requests are strict: unknown fields, missing fields, a number where a string is expected (or the
 reverse), ``true`` for an integer, floats and out-of-range values are refused with 400
 ``validation``. ``signature`` is ``0x`` followed by exactly 65 bytes of hex (``r ‖ s ‖ v``).
@@ -39,6 +41,8 @@ ADDRESS_PATTERN = r"^0x[0-9a-fA-F]{40}$"
 U64_MAX = (1 << 64) - 1
 U128_MAX = (1 << 128) - 1
 I128_MIN, I128_MAX = -(1 << 127), (1 << 127) - 1
+NONCE_MAX = (1 << 63) - 1
+"""The protocol's nonces are uint64, but the journal (SQLite INTEGER) holds at most 2^63 - 1."""
 
 
 def _decimal(value: object, *, signed: bool, low: int, high: int, nonzero: bool) -> int:
@@ -93,7 +97,10 @@ def _address(value: object) -> str:
 _U64 = _decimal_type("uint64")
 _PRICE = _decimal_type("price in ticks of the market (uint64)")
 _SIZE = _decimal_type("size in lots of the market (uint64)")
-_NONCE = _decimal_type("nonce (uint64)")
+_NONCE = _decimal_type(
+    "nonce (uint64; below 2^63: the operator's journal keeps nonces as SQLite integers)",
+    high=NONCE_MAX,
+)
 _EXPIRY = _decimal_type("unix seconds after which the order is void, 0 = never (uint64)")
 _WITHDRAW = _decimal_type("micro-USDC (uint128)", low=1, high=U128_MAX, nonzero=True)
 _MARGIN = _decimal_type(

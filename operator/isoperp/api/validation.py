@@ -25,7 +25,9 @@ import logging
 from collections.abc import Sequence
 
 from isoperp.api.errors import ApiError
+from isoperp.api.journal import AccountJournal
 from isoperp.api.limits import RateLimiter, retry_after
+from isoperp.api.models import NONCE_MAX
 from isoperp.batch.builder import BatchBuilder
 from isoperp.errors import ConfigError, ProtocolError, TransitionRejected
 from isoperp.exchange.engine import Engine, incoming_order
@@ -41,7 +43,6 @@ from isoperp.service.inbox import Inbox, InboxEntry
 logger = logging.getLogger(__name__)
 
 AUTH_CODES = frozenset({"unknown_market", "unknown_account", "bad_signature"})
-LIVE = ("pending", "open")
 _BOOK_CODES_IGNORED = frozenset(
     # An empty book says nothing about these: the real book at the operator's cycle decides.
     {"post_only_would_cross", "fok_unfillable", "reduce_only_would_increase"}
@@ -53,44 +54,26 @@ def rejected(exc: TransitionRejected) -> ApiError:
     return ApiError(exc.reason, exc.message)
 
 
-def in_flight(entries: Sequence[InboxEntry], account: Account) -> list[InboxEntry]:
-    """The account's withdrawals and margin moves that the checkpointed ``account`` does not
-    reflect yet: pending, or included in a checkpoint newer than the snapshot (nonce not yet
-    consumed there), in journal order."""
-    return [
-        e
-        for e in entries
-        if isinstance(e.request, Withdraw | MarginTransfer)
-        and (e.status == "pending" or (e.status == "included" and e.request.nonce >= account.nonce))
-    ]
-
-
-def next_nonce(entries: Sequence[InboxEntry], account: Account) -> int:
-    """The nonce the account's next withdrawal or margin move must carry."""
-    return account.nonce + len(in_flight(entries, account))
-
-
-def next_order_nonce(entries: Sequence[InboxEntry], ledger: Ledger, account_id: int) -> int | None:
+def next_order_nonce(journal: AccountJournal, ledger: Ledger) -> int | None:
     """The smallest nonce above every order nonce used so far (journal or ledger) whose slot
-    holds no live order; None when all 64 slots are busy (the CLI's rule)."""
-    used = [e.request.nonce for e in entries if isinstance(e.request, PlaceOrder | CancelOrder)]
-    used += [o.nonce for o in ledger.orders(account_id=account_id)]
-    busy = {
-        e.request.nonce % ORDER_SLOTS
-        for e in entries
-        if isinstance(e.request, PlaceOrder) and e.status in LIVE
-    }
+    holds no live order (the CLI's rule); None when all 64 slots are busy or the nonces are
+    used up."""
+    used = [o.nonce for o in ledger.orders(account_id=journal.account_id)]
+    top = journal.max_order_nonce()
+    if top is not None:
+        used.append(top)
+    busy = {e.request.nonce % ORDER_SLOTS for e in journal.live_orders()}
     start = max(used, default=0) + 1
-    for candidate in range(start, start + ORDER_SLOTS):
+    for candidate in range(start, min(start + ORDER_SLOTS, NONCE_MAX + 1)):
         if candidate % ORDER_SLOTS not in busy:
             return candidate
     return None
 
 
-def available_collateral(entries: Sequence[InboxEntry], account: Account) -> int:
+def available_collateral(flights: Sequence[InboxEntry], account: Account) -> int:
     """Free collateral less the in-flight withdrawals and margin moves into positions."""
     out = 0
-    for e in in_flight(entries, account):
+    for e in flights:
         r = e.request
         if isinstance(r, Withdraw) or (isinstance(r, MarginTransfer) and r.amount > 0):
             out += r.amount
@@ -172,12 +155,11 @@ class Submissions:
     # -- orders -----------------------------------------------------------------------------------
 
     def order(self, inbox: Inbox, order: PlaceOrder) -> int:
-        known = self.ledger.account(order.account_id) is not None
-        entries = inbox.of_account(order.account_id) if known else []
+        journal = AccountJournal(inbox, order.account_id)
         view = self.ledger
         account = self.ledger.account(order.account_id)
         if account is not None:
-            view, _ = simulated(self.ledger, in_flight(entries, account))
+            view, _ = simulated(self.ledger, journal.in_flight(account.nonce))
         engine = Engine(view, BatchBuilder(view, _NO_HEADER), self.domain, now=self.now)
         rejection: OrderRejected | None = None
         try:
@@ -187,29 +169,33 @@ class Submissions:
                 raise rejected(exc) from exc
             rejection = exc
         self._charge(order.account_id)
-        self._duplicate(entries, order)
+        same_nonce = journal.with_nonce(order.nonce)
+        self._duplicate(same_nonce, order)
         if rejection is not None:
             raise rejected(rejection)
-        self._order_journal_rules(entries, order)
+        self._order_journal_rules(same_nonce, journal.live_orders(), order)
         self._order_book_rules(view, order)
         return self._journal(inbox, order)
 
     @staticmethod
-    def _order_journal_rules(entries: Sequence[InboxEntry], order: PlaceOrder) -> None:
-        """What the checkpoint cannot know yet: orders and cancels waiting in the journal."""
-        slot = order.nonce % ORDER_SLOTS
-        for e in entries:
+    def _order_journal_rules(
+        same_nonce: Sequence[InboxEntry], live: Sequence[InboxEntry], order: PlaceOrder
+    ) -> None:
+        """What the checkpoint cannot know yet: orders and cancels in the journal. A nonce is
+        used once (unless its request was rejected); a pending or resting order holds its slot."""
+        for e in same_nonce:
             r = e.request
-            if not isinstance(r, PlaceOrder | CancelOrder) or e.status == "rejected":
-                continue
-            if r.nonce == order.nonce:
+            if isinstance(r, PlaceOrder | CancelOrder) and e.status != "rejected":
                 what = "order" if isinstance(r, PlaceOrder) else "cancel"
                 raise ApiError(
                     "replay", f"nonce {order.nonce} was already used by {what} {e.id} ({e.status})"
                 )
-            if isinstance(r, PlaceOrder) and e.status in LIVE and r.nonce % ORDER_SLOTS == slot:
+        slot = order.nonce % ORDER_SLOTS
+        for e in live:
+            if e.request.nonce % ORDER_SLOTS == slot:
                 raise ApiError(
-                    "slot_in_use", f"slot {slot} holds order {r.nonce} ({e.status}, request {e.id})"
+                    "slot_in_use",
+                    f"slot {slot} holds order {e.request.nonce} ({e.status}, request {e.id})",
                 )
 
     def _order_book_rules(self, view: Ledger, order: PlaceOrder) -> None:
@@ -250,13 +236,12 @@ class Submissions:
                 raise rejected(exc) from exc
             rejection = exc
         self._charge(cancel.account_id)
-        entries = inbox.of_account(cancel.account_id)
-        self._duplicate(entries, cancel)
+        same_nonce = AccountJournal(inbox, cancel.account_id).with_nonce(cancel.nonce)
+        self._duplicate(same_nonce, cancel)
         if rejection is not None:
             raise rejected(rejection)
-        for e in entries:
-            r = e.request
-            if isinstance(r, CancelOrder) and r.nonce == cancel.nonce and e.status != "rejected":
+        for e in same_nonce:
+            if isinstance(e.request, CancelOrder) and e.status != "rejected":
                 raise ApiError("replay", f"order {cancel.nonce} is already cancelled ({e.id})")
         return self._journal(inbox, cancel)
 
@@ -278,9 +263,9 @@ class Submissions:
         self, inbox: Inbox, request: Withdraw | MarginTransfer, account: Account
     ) -> int:
         self._charge(account.account_id)
-        entries = inbox.of_account(account.account_id)
-        self._duplicate(entries, request)
-        flights = in_flight(entries, account)
+        journal = AccountJournal(inbox, account.account_id)
+        self._duplicate(journal.with_nonce(request.nonce), request)
+        flights = journal.in_flight(account.nonce)
         expected = account.nonce + len(flights)
         if request.nonce < expected:
             raise ApiError("replay", f"nonce {request.nonce} was already used; next is {expected}")

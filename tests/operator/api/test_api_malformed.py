@@ -75,6 +75,7 @@ ORDER_MUTATIONS = {
     "size-as-float": {"size": 1.5},
     "size-null": {"size": None},
     "nonce-as-bool": {"nonce": True},
+    "nonce-beyond-the-journal": {"nonce": str(2**63)},
     "tif-out-of-range": {"timeInForce": 3},
     "tif-as-string": {"timeInForce": "0"},
     "flags-out-of-range": {"flags": 4},
@@ -138,7 +139,9 @@ def test_post_margin_wrong_types_are_validation(ex, client, mutation):
     check(ex, client.post("/v1/margin", json=body), 400, "validation")
 
 
-@pytest.mark.parametrize("mutation", [{"nonce": 1}, {"accountId": "0"}, {"isBuy": True}])
+@pytest.mark.parametrize(
+    "mutation", [{"nonce": 1}, {"nonce": str(2**64 - 1)}, {"accountId": "0"}, {"isBuy": True}]
+)
 def test_post_cancel_wrong_types_are_validation(ex, client, mutation):
     body = {**body_of(ex.cancel(ALICE, 1)), **mutation}
     check(ex, client.post("/v1/cancels", json=body), 400, "validation")

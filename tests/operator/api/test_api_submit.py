@@ -315,3 +315,10 @@ def test_post_margin_bad_signature_is_401(ex, client):
 
 def test_post_margin_zero_amount_is_validation(ex, client):
     refused(ex, client, ex.margin(ALICE, 1), 400, "validation", amount="0")
+
+
+def test_post_order_and_cancel_with_the_largest_journal_nonce(ex, client):
+    top = 2**63 - 1
+    accepted(post(client, ex.order(ALICE, nonce=top, size=1)), "order")
+    accepted(post(client, ex.cancel(ALICE, top - 64)), "cancel")
+    assert client.get(f"/v1/accounts/{ALICE}").json()["nextOrderNonce"] is None
