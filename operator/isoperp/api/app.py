@@ -77,6 +77,7 @@ M = TypeVar("M", bound=BaseModel)
 API_VERSION = "1"
 MAX_TRADES = 1000
 MAX_DEPTH = 500
+MAX_ENTRIES = 1000
 
 
 class Journal:
@@ -449,27 +450,33 @@ def _account_routes(v1: APIRouter, state: ApiState, journal: Journal) -> None:
     async def get_orders(
         account: str,
         status: str | None = Query(None, description="one of " + ", ".join(STATUSES)),
+        limit: int = Query(100, ge=1, le=MAX_ENTRIES, description="the newest N, oldest first"),
     ) -> list[OrderModel]:
         if status is not None and status not in STATUSES:
             raise ApiError("validation", f"status must be one of {', '.join(STATUSES)}")
         ledger = state.ledger()
         acct = views.resolve_account(ledger, account)
-        entries = await journal.run(lambda inbox: inbox.of_account(acct.account_id))
-        return [
-            views.order_view(ledger, e)
-            for e in entries
-            if isinstance(e.request, PlaceOrder) and (status is None or e.status == status)
-        ]
+        entries = await journal.run(
+            lambda inbox: AccountJournal(inbox, acct.account_id).recent(
+                kind="PlaceOrder", status=status, limit=limit
+            )
+        )
+        return [views.order_view(ledger, e) for e in entries]
 
     @v1.get(
         "/accounts/{account}/requests",
         response_model=list[RequestModel],
         responses=_errors(*READ_ERRORS, 404),
-        summary="Every journal entry of the account, oldest first",
+        summary="The account's latest journal entries (every kind), oldest first",
     )
-    async def get_requests(account: str) -> list[RequestModel]:
+    async def get_requests(
+        account: str,
+        limit: int = Query(100, ge=1, le=MAX_ENTRIES, description="the newest N, oldest first"),
+    ) -> list[RequestModel]:
         acct = views.resolve_account(state.ledger(), account)
-        entries = await journal.run(lambda inbox: inbox.of_account(acct.account_id))
+        entries = await journal.run(
+            lambda inbox: AccountJournal(inbox, acct.account_id).recent(limit=limit)
+        )
         return [views.request_view(e) for e in entries]
 
 

@@ -52,8 +52,22 @@ class AccountJournal:
         )
         return top[0].request.nonce if top else None
 
+    def recent(
+        self, *, kind: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[InboxEntry]:
+        """The newest ``limit`` entries (optionally of one kind / status), oldest first."""
+        where = "account_id = ?"
+        args: list[object] = [self.account_id]
+        if kind is not None:
+            where += " AND kind = ?"
+            args.append(kind)
+        if status is not None:
+            where += " AND status = ?"
+            args.append(status)
+        return self._select(
+            f"id IN (SELECT id FROM requests WHERE {where} ORDER BY id DESC LIMIT ?)",
+            (*args, limit),
+        )
+
     def pending_count(self) -> int:
         return self.inbox.pending_count(self.account_id)
-
-    def all(self) -> list[InboxEntry]:
-        return self.inbox.of_account(self.account_id)

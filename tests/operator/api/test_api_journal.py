@@ -40,4 +40,7 @@ def test_account_journal_queries(tmp_path, journal):
     assert alice.max_order_nonce() == 400
     assert AccountJournal(journal, 5).max_order_nonce() is None
     assert alice.pending_count() == 3
-    assert len(alice.all()) == 199 + 6
+    assert [e.request.nonce for e in alice.recent(limit=2)] == [1, 0]
+    assert [e.id for e in alice.recent(kind="PlaceOrder", status="open")] == []
+    assert [e.id for e in alice.recent(kind="PlaceOrder", status="pending")] == [live]
+    assert len(alice.recent(limit=1000)) == 199 + 6

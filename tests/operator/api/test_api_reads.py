@@ -179,6 +179,10 @@ def test_get_orders_and_requests_follow_the_journal(ex, client):
     assert response.status_code == 400 and error_code(response) == "validation"
     requests = client.get(f"/v1/accounts/{ALICE}/requests").json()
     assert [r["kind"] for r in requests] == ["order", "order", "withdrawal"]
+    latest = client.get(f"/v1/accounts/{ALICE}/requests?limit=2").json()
+    assert [r["kind"] for r in latest] == ["order", "withdrawal"]
+    latest = client.get(f"/v1/accounts/{ALICE}/orders?limit=1").json()
+    assert [o["requestId"] for o in latest] == [second["requestId"]]
     assert requests[2]["amount"] == str(USDC) and requests[2]["status"] == "pending"
 
 
