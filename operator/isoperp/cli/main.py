@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import httpx
 import requests
 from rich.console import Console
 from rich.logging import RichHandler
@@ -30,6 +31,9 @@ class IsoperpGroup(click.Group):
             _fail(exc.code, exc.message)
         except requests.ConnectionError as exc:
             _fail("chain_unavailable", f"cannot reach the RPC endpoint ({exc.__class__.__name__})")
+        except httpx.TransportError as exc:
+            where = exc.request.url if exc.__dict__.get("_request") else "the operator's API"
+            _fail("api_unavailable", f"cannot reach {where} ({exc.__class__.__name__})")
         except KeyboardInterrupt:
             _fail("interrupted", "stopped by Ctrl-C")
 
@@ -94,6 +98,7 @@ def _register() -> None:
         exchange_cmds,
         exit_cmds,
         operator_cmd,
+        sim_cmd,
         trading_cmds,
     )
 
@@ -118,6 +123,7 @@ def _register() -> None:
     cli.add_command(exit_cmds.exits)
     cli.add_command(exit_cmds.escape)
     cli.add_command(drill_cmd.drill)
+    cli.add_command(sim_cmd.sim)
 
 
 _register()

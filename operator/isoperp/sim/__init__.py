@@ -1,0 +1,1 @@
+"""Market simulation against a running operator (`isoperp sim`)."""
