@@ -13,8 +13,8 @@ Routes (all under ``/v1``; JSON; integers beyond 2^53 as decimal strings, see ``
 | GET | /trades | recent fills, ``?market=&limit=`` |
 | GET | /accounts/{account} | collateral, available, nonces (account id or owner address) |
 | GET | /accounts/{account}/positions | positions with equity, margins, liquidation price |
-| GET | /accounts/{account}/orders | the account's orders as the journal has them, ``?status=`` |
-| GET | /accounts/{account}/requests | every journal entry of the account, with its status |
+| GET | /accounts/{account}/orders | the account's orders in the journal, ``?status=&limit=`` |
+| GET | /accounts/{account}/requests | the account's journal entries and statuses, ``?limit=`` |
 | GET | /checkpoints | posted checkpoints, status and time to finality, ``?limit=`` |
 | GET | /forced-requests | the forced-request queue |
 | GET | /health | liveness |
@@ -27,7 +27,6 @@ one is never journaled (``validation``). Errors: ``errors``. Limits: ``limits``.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -41,7 +40,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from isoperp.api import views
+from isoperp.api import strictjson, views
 from isoperp.api.errors import SEMANTIC_CODES, STATUS_OF, ApiError, error_body
 from isoperp.api.journal import AccountJournal
 from isoperp.api.limits import LimitsMiddleware, RateLimiter
@@ -113,24 +112,11 @@ class Journal:
 _JSON_TYPES = ("application/json",)
 
 
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
-    return out
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def parse_json(body: bytes) -> Any:
-    """Strict JSON: no NaN/Infinity, no duplicate keys; ``malformed_json`` otherwise."""
+    """Strict JSON (``strictjson``); ``malformed_json`` otherwise."""
     try:
-        return json.loads(body, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError too
+        return strictjson.loads(body)
+    except strictjson.MalformedJson as exc:
         raise ApiError("malformed_json", f"the body is not valid JSON: {exc}") from exc
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from isoperp.api import views
+from isoperp.api import strictjson, views
 from isoperp.api.errors import ApiError
 from isoperp.api.feed import SLOW_CONSUMER_CLOSE_CODE, Subscriber
 from isoperp.api.limits import TokenBucket
@@ -116,8 +116,8 @@ class FeedSocket:
             self._error("rate_limited", "too many messages on this connection")
             return
         try:
-            request = json.loads(text, parse_constant=_no_constant)
-        except (ValueError, RecursionError) as exc:
+            request = strictjson.loads(text)
+        except strictjson.MalformedJson as exc:
             self._error("malformed_json", f"not valid JSON: {exc}")
             return
         if not isinstance(request, dict):
@@ -202,7 +202,3 @@ class FeedSocket:
 
 BOOK_LEVELS = 50
 """Levels per side in book snapshots (and in the bridge's book updates)."""
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")

@@ -2,10 +2,12 @@
 oversized bodies, wrong media types -> the exact 4xx status and code, and nothing journaled."""
 
 import json
+import sys
 
 import pytest
 from api_fixtures import ALICE, CAROL, PATH_OF, USDC, body_of, error_code
 
+from isoperp.api import strictjson
 from isoperp.ledger.transitions import PlaceOrder
 
 
@@ -210,3 +212,36 @@ def test_post_order_with_valid_shape_but_forged_fields_never_journals(ex, client
         assert response.status_code == 401, (change, response.text)
     assert ex.journal() == []
     assert isinstance(order, PlaceOrder)
+
+
+def test_post_deep_json_is_malformed_whatever_the_recursion_limit(ex, client):
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(100_000)  # as test runners and embedders sometimes do
+    try:
+        for raw in (b"[" * 5000 + b"]" * 5000, b'{"a":' * 40 + b"1" + b"}" * 40):
+            response = client.post(
+                "/v1/orders", content=raw, headers={"content-type": "application/json"}
+            )
+            check(ex, response, 400, "malformed_json")
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+@pytest.mark.parametrize(
+    ("text", "depth"),
+    [
+        ('{"a": 1}', 0),  # few brackets: not scanned
+        ("[" * 33 + "]" * 33, 33),
+        ('["' + "[" * 40 + '"]', 1),
+        ('["\\"' + "[" * 40 + '"]', 1),
+        ('[{"k": "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"}, ' + "[" * 31 + "]" * 31 + "]", 32),
+    ],
+)
+def test_nesting_depth_ignores_brackets_in_strings(text, depth):
+    assert strictjson.nesting_depth(text) == depth
+
+
+def test_strict_json_accepts_depth_32_and_refuses_33():
+    assert strictjson.loads("[" * 32 + "]" * 32) == eval("[" * 31 + "[]" + "]" * 31)
+    with pytest.raises(strictjson.MalformedJson):
+        strictjson.loads("[" * 33 + "]" * 33)

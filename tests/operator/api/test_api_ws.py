@@ -159,3 +159,9 @@ def test_publish_without_subscribers_or_loop_is_a_no_op():
     feed = Feed()
     feed.publish("trades", {"x": 1})
     assert feed.published == 1 and feed.delivered == 0
+
+
+def test_ws_deeply_nested_message_is_malformed(client):
+    with client.websocket_connect("/v1/ws") as ws:
+        ws.send_text("[" * 1000 + "]" * 1000)
+        assert ws.receive_json()["error"]["code"] == "malformed_json"
