@@ -72,6 +72,33 @@ def test_orders_match_into_checkpointed_positions(run, rpc_url):
     assert "filled" in run("order", "list", "--all", "--account", "1").output
     positions = run("positions", "--account", "2").output
     assert "0.5" in positions and "60,000" in positions
+    # Reduce-only against the real position (a regression: the pre-check once assumed flat).
+    run(
+        "order",
+        "place",
+        "BTC",
+        "sell",
+        "0.1",
+        "--price",
+        "60500",
+        "--reduce-only",
+        "--account",
+        "2",
+    )
+    flat = run(
+        "order",
+        "place",
+        "BTC",
+        "buy",
+        "0.1",
+        "--price",
+        "59000",
+        "--reduce-only",
+        "--account",
+        "1",
+        ok=False,
+    )
+    assert "reduce_only_would_increase" not in flat.output  # account 1 is short: buying reduces
 
 
 def test_flash_crash_isolates_losses(run, rpc_url):

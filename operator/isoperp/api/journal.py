@@ -1,10 +1,7 @@
 """The journal queries the API's checks need, for one account, each answered by SQL over the
 rows that matter (never by decoding an account's whole history, which grows without bound).
 
-Stopgap: ``Inbox`` has no public filtered query yet, so these go through its ``_select(where,
-args)``; the journal has no index on ``account_id`` either, so each is one table scan in SQLite
-(about 2 ms per 20,000 entries; the partial live-nonce index serves ``live_orders``). Both are
-asked of the journal's owner; only this module changes when they land.
+Each goes through ``Inbox.of_account_where``, served by the journal's (account_id, nonce) index.
 """
 
 from __future__ import annotations
@@ -23,7 +20,7 @@ class AccountJournal:
         self.account_id = account_id
 
     def _select(self, where: str, args: tuple[object, ...] = ()) -> list[InboxEntry]:
-        return self.inbox._select(f"account_id = ? AND {where}", (self.account_id, *args))
+        return self.inbox.of_account_where(self.account_id, where, args)
 
     def with_nonce(self, nonce: int) -> list[InboxEntry]:
         """Entries of any kind and status that carry ``nonce``."""

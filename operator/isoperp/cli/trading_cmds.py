@@ -250,9 +250,10 @@ def _precheck(t: Trader, signed: PlaceOrder) -> None:
     engine.check_order(signed)
     book = engine.books[signed.market_id]
     try:
-        book.place(
-            incoming_order(signed), now=engine.now
-        )  # tick/size/post-only checks on an empty book
+        position = work.position(signed.account_id, signed.market_id)
+        book.place(  # the book's grid, size and reduce-only checks, on an empty book
+            incoming_order(signed), now=engine.now, position=position.size if position else 0
+        )
     except OrderRejected as exc:
         if exc.reason != "post_only_would_cross":
             raise

@@ -41,9 +41,11 @@ CREATE TABLE IF NOT EXISTS requests (
     created_at  REAL    NOT NULL
 );
 CREATE INDEX IF NOT EXISTS requests_status ON requests (status, id);
+CREATE INDEX IF NOT EXISTS requests_account ON requests (account_id, nonce);
 CREATE UNIQUE INDEX IF NOT EXISTS requests_live_nonce
     ON requests (kind, account_id, nonce) WHERE status IN ('pending', 'open');
 """
+MAX_JOURNAL_NONCE = (1 << 63) - 1  # SQLite INTEGER is signed 64-bit
 STATUSES = ("pending", "open", "included", "rejected", "filled", "cancelled", "expired", "done")
 
 
@@ -144,6 +146,10 @@ class Inbox:
             raise ConfigError(f"not a journal request: {kind}", code="journal")
         account_id = getattr(request, "account_id", None)
         nonce = getattr(request, "nonce", None)
+        if nonce is not None and not 0 <= nonce <= MAX_JOURNAL_NONCE:
+            raise ConfigError(
+                f"nonce {nonce} is beyond what the journal stores (2^63 - 1)", code="bad_nonce"
+            )
         try:
             with self._tx() as db:
                 cur = db.execute(
@@ -168,6 +174,15 @@ class Inbox:
             InboxEntry(rid, _decode(kind, payload), status, reason, seq, slot, filled)
             for rid, kind, payload, status, reason, seq, slot, filled in rows
         ]
+
+    def of_account_where(
+        self, account_id: int, where: str, args: tuple[Any, ...] = ()
+    ) -> list[InboxEntry]:
+        """Entries of ``account_id`` that also match ``where`` (an SQL condition over the columns
+        id, kind, account_id, nonce, status, reason, seq, slot, filled; values bound through
+        ``args``), in journal order. Served by the (account_id, nonce) index. Trusted callers
+        only: ``where`` is SQL."""
+        return self._select(f"account_id = ? AND ({where})", (account_id, *args))
 
     def pending(self) -> list[InboxEntry]:
         return self._select("status = 'pending'")

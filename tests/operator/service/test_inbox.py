@@ -56,3 +56,18 @@ def test_marks_survive_reopening(tmp_path):
     ]
     assert reopened.pending() == []
     reopened.close()
+
+
+def test_nonce_beyond_sqlite_integer_rejected(inbox):
+    with pytest.raises(ConfigError) as info:
+        inbox.submit(Withdraw(3, ADDR, 1, 1 << 63, SIG))
+    assert info.value.code == "bad_nonce"
+    assert inbox.all() == []
+
+
+def test_of_account_where_filters_by_account_and_condition(inbox):
+    inbox.submit(Withdraw(3, ADDR, 1, 0, SIG))
+    inbox.submit(Withdraw(3, ADDR, 2, 1, SIG))
+    inbox.submit(Withdraw(4, ADDR, 3, 0, SIG))
+    hits = inbox.of_account_where(3, "nonce >= ?", (1,))
+    assert [e.request.amount for e in hits] == [2]
