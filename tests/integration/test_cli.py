@@ -108,3 +108,14 @@ def test_bench_gas_prints_json():
 def test_bench_gas_rejects_bad_sizes():
     result = CliRunner().invoke(cli, ["bench", "gas", "--sizes", "x"])
     assert result.exit_code == 2
+
+
+def test_bench_e2e_prints_json():
+    """Smoke test of the end-to-end benchmark (figures are measured, not asserted)."""
+    import json
+
+    result = CliRunner().invoke(cli, ["bench", "e2e", "--seconds", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output.strip().splitlines()[-1])
+    assert report["acked"] > 0 and report["checkpoints"] >= 1
+    assert {"ops_per_s", "fills_per_s", "p50_us", "p99_us", "gas_per_fill"} <= set(report)

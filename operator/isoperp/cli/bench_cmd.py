@@ -8,6 +8,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from isoperp.bench.e2e import run_e2e_bench
 from isoperp.bench.gas import run_gas_bench
 from isoperp.bench.ingest import run_ingest_bench
 from isoperp.bench.matching import run_matching_bench
@@ -139,3 +140,37 @@ def tree(fills: int, accounts: int, seed: int, as_json: bool) -> None:
     with console.status(f"applying {fills:,} fills..."):
         report = run_tree_bench(fills=fills, accounts=accounts, seed=seed)
     _print_figures(report.as_dict(), "state-root updates per fill (one core)", as_json)
+
+
+@bench.command()
+@click.option("--seconds", type=click.FloatRange(1, 600), default=15, show_default=True)
+@click.option(
+    "--clients",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    help="Client threads posting signed orders.",
+)
+@click.option(
+    "--cycle",
+    "cycle_s",
+    type=click.FloatRange(0.1, 60),
+    default=1.0,
+    show_default=True,
+    help="Seconds between operator cycles (checkpoints).",
+)
+@click.option(
+    "--port",
+    type=int,
+    default=8557,
+    show_default=True,
+    help="Port for the benchmark's own anvil (another free port if taken).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def e2e(seconds: float, clients: int, cycle_s: float, port: int, as_json: bool) -> None:
+    """Signed orders over the API into a running operator posting checkpoints to anvil."""
+    with console.status(f"running the operator and {clients} clients for {seconds:g}s..."):
+        report = run_e2e_bench(
+            seconds=seconds, clients=clients, cycle_s=cycle_s, port=free_port(port)
+        )
+    _print_figures(report.as_dict(), "end to end: API -> journal -> matching -> L1", as_json)

@@ -164,6 +164,8 @@ class Engine:
             for m in ledger.markets
         }
         self._orders: dict[OrderKey, PlaceOrder] = {}  # signed orders the book knows
+        # (account, slot) -> key of the last order that rested there; the book says if it still is
+        self._slots: dict[tuple[int, int], OrderKey] = {}
 
     # ------------------------------------------------------------------ restoring the book
 
@@ -199,7 +201,7 @@ class Engine:
         except OrderRejected as exc:
             logger.warning("could not restore order %s: %s", incoming.key, exc.message)
             return False
-        self._orders[incoming.key] = order
+        self._remember(incoming.key, order)
         return True
 
     # ------------------------------------------------------------------ orders
@@ -238,12 +240,9 @@ class Engine:
                 raise _reject("stale_nonce", f"slot {slot} already holds nonce {leaf.nonce}")
             if leaf.filled < leaf.size and (leaf.expiry == 0 or leaf.expiry > self.now):
                 raise _reject("slot_in_use", f"slot {slot} holds live order {leaf.nonce}")
-        for book in self.books.values():
-            for resting in book.orders_of(order.account_id):
-                if resting.key[1] % ORDER_SLOTS == slot and resting.key[1] != order.nonce:
-                    raise _reject(
-                        "slot_in_use", f"slot {slot} holds resting order {resting.key[1]}"
-                    )
+        held = self._slots.get((order.account_id, slot))
+        if held is not None and held[1] != order.nonce and self._is_resting(held):
+            raise _reject("slot_in_use", f"slot {slot} holds resting order {held[1]}")
 
     def _check_margin(self, order: PlaceOrder, market: Market) -> None:
         """Worst case for the taker: the whole size fills at the worst price it can reach."""
@@ -287,11 +286,19 @@ class Engine:
         else:
             rested, remaining, removed = result.rested, result.remaining, result.removed
             if rested:
-                self._orders[incoming.key] = order
+                self._remember(incoming.key, order)
         for gone, _why in removed:
             self._orders.pop(gone, None)
         self._close_if_done(order)
         return OrderOutcome(incoming.key, tuple(fills), rested, remaining, removed, ended_by)
+
+    def _remember(self, key: OrderKey, order: PlaceOrder) -> None:
+        self._orders[key] = order
+        self._slots[(order.account_id, order.nonce % ORDER_SLOTS)] = key
+
+    def _is_resting(self, key: OrderKey) -> bool:
+        order = self._orders.get(key)
+        return order is not None and self.books[order.market_id].get(key) is not None
 
     def _registered(self, order: PlaceOrder) -> bool:
         leaf = self.ledger.order(order.account_id, order.nonce % ORDER_SLOTS)

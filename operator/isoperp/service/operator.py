@@ -146,7 +146,7 @@ class OperatorService:
             cycle.restore(entry)
         self._add_deposits(builder, work, previous.deposit_cursor, report)
         if self.serve_forced:
-            self._add_forced(builder, previous.forced_cursor, report)
+            self._add_forced(builder, cycle, previous.forced_cursor, report)
         self._add_requests(cycle, report)
         cycle.finish(report)
         if not len(builder) and not post_empty:
@@ -189,7 +189,9 @@ class OperatorService:
                 return
             report.deposits += 1
 
-    def _add_forced(self, builder: BatchBuilder, cursor: int, report: CycleReport) -> None:
+    def _add_forced(
+        self, builder: BatchBuilder, cycle: _Cycle, cursor: int, report: CycleReport
+    ) -> None:
         """Serves the forced-request queue in order from ``cursor``: before anything else in the
         batch, since a checkpoint that leaves a request past its deadline is rejected on-chain.
         Invalid requests are served too (the ledger makes them no-ops)."""
@@ -200,11 +202,13 @@ class OperatorService:
             else:
                 request = ForcedExit(f.index, f.account_id, f.market_id, f.requester, f.timestamp)
             try:
-                builder.add(request)
+                result = builder.add(request)
             except BatchFull:
                 logger.warning("batch full; forced request %d waits for the next one", f.index)
                 return
             report.forced += 1
+            if isinstance(request, ForcedExit) and not getattr(result, "noop", None):
+                cycle.drop_orders(request.account_id, request.market_id, "forced_exit")
 
     def _add_requests(self, cycle: _Cycle, report: CycleReport) -> None:
         for entry in self.inbox.pending():
@@ -226,7 +230,6 @@ class _Cycle:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.liquidations: list[LiquidationReport] = []
-        self.withdrawals = 0
         self.changes: list[tuple[int, str, str | None, int | None, int | None]] = []
         self.orders: dict[OrderKey, tuple[int, PlaceOrder]] = {}  # key -> (journal id, order)
         self.ended: dict[OrderKey, tuple[str, str | None]] = {}  # key -> (status, reason)
@@ -254,15 +257,21 @@ class _Cycle:
             self.changes.append((entry.id, "included", None, None, None))
             self.ended[(request.account_id, request.nonce)] = ("cancelled", "cancelled_by_owner")
             return
+        # The request's slot in the withdrawals tree is the count before it (forced payouts earlier
+        # in the batch take slots too).
+        slot = self.engine.builder.withdrawal_count if isinstance(request, Withdraw) else None
         if isinstance(request, PriceUpdate):
             self.liquidations.append(self.engine.price(request))
         else:
             self.engine.builder.add(request)
-        slot = None
-        if isinstance(request, Withdraw):
-            slot = self.withdrawals
-            self.withdrawals += 1
         self.changes.append((entry.id, "included", None, None, slot))
+
+    def drop_orders(self, account_id: int, market_id: int, reason: str) -> None:
+        """Takes the account's resting orders in the market off the book (its position is gone)."""
+        book = self.engine.books[market_id]
+        for resting in book.orders_of(account_id):
+            book.cancel(resting.key)
+            self.ended[resting.key] = ("cancelled", reason)
 
     def reject(self, entry: InboxEntry, reason: str) -> None:
         self.changes.append((entry.id, "rejected", reason, None, None))
