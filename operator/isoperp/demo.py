@@ -1,13 +1,16 @@
-"""The end-to-end story `make demo` tells: deposit -> checkpoint -> withdrawal -> finality -> claim.
+"""The end-to-end story `make demo` starts with: deposit -> checkpoint -> withdrawal -> finality ->
+claim.
 
 Runs against a deployed system on a devnet (time travel needs anvil). Every claim the story makes is
 checked; a failed check raises DemoFailed, so `isoperp demo` exits non-zero. No printing here: the
-caller passes a Narrator.
+caller passes a Narrator. The whole demo (this story, then a live market on the same devnet) is
+``isoperp.demo_market.run_demo``.
 """
 
 from __future__ import annotations
 
-import tempfile
+import signal
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,9 +20,8 @@ from typing import Protocol
 from eth_account.signers.local import LocalAccount
 
 from isoperp.chain.artifacts import artifact
-from isoperp.chain.client import ChainClient, Web3Deployer, connect
+from isoperp.chain.client import ChainClient
 from isoperp.chain.contracts import System
-from isoperp.chain.deploy import DeployParams, deploy_system
 from isoperp.devnet import Devnet, advance_time, devnet_account
 from isoperp.errors import ContractReverted, IsoperpError
 from isoperp.ledger.transitions import Withdraw
@@ -69,14 +71,29 @@ def expect_revert(action: Callable[[], object], error_name: str) -> ContractReve
 
 
 @contextmanager
+def shielded() -> Iterator[None]:
+    """For teardown: a second Ctrl-C cannot cut it short (SIGINT is ignored meanwhile; signals
+    are only handled on the main thread, elsewhere this does nothing)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
 def local_devnet(state_dir: Path, port: int) -> Iterator[Devnet]:
-    """A fresh anvil for the duration of the block; always stopped afterwards."""
+    """A fresh anvil for the duration of the block; always stopped afterwards (also on Ctrl-C)."""
     net = Devnet(port=port, state_dir=state_dir)
     net.up()
     try:
         yield net
     finally:
-        net.down()
+        with shielded():
+            net.down()
 
 
 def _deposit(system: System, user: LocalAccount, amount: int) -> int:
@@ -179,25 +196,3 @@ def run_story(system: System, inbox: Inbox, say: Narrator) -> DemoSummary:
         f"+ claimed {format_usdc(summary.claimed)} = deposits {format_usdc(15_000 * USDC)}"
     )
     return summary
-
-
-def run_demo(say: Narrator, *, port: int = 8545) -> DemoSummary:
-    """Fresh anvil in a temporary state directory, deploy, the story, stop anvil."""
-    with tempfile.TemporaryDirectory(prefix="isoperp-demo-") as tmp:
-        state_dir = Path(tmp)
-        with local_devnet(state_dir, port) as net:
-            say.step(f"0. Devnet up at {net.url}; deploying")
-            operator_key = devnet_account(0)
-            client = ChainClient(connect(net.url), operator_key)
-            deployment = deploy_system(Web3Deployer(client), DeployParams(), rpc_url=net.url)
-            say.info(
-                f"Settlement {deployment.settlement}, vault {deployment.vault}, "
-                f"MockUSDC {deployment.token}"
-            )
-            say.info(f"challenge window {deployment.challenge_window}s, operator bond 1 ETH")
-            system = System(client, deployment)
-            inbox = Inbox(state_dir / "inbox.sqlite")
-            try:
-                return run_story(system, inbox, say)
-            finally:
-                inbox.close()
