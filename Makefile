@@ -47,7 +47,7 @@ test: setup ## Run the whole test suite (ape test; anvil started by ape-foundry)
 	$(BIN)/mypy
 	ISOPERP_REQUIRE_FAST=1 $(BIN)/ape test tests -q -p no:cacheprovider
 
-demo: setup ## Start anvil, deploy, run the deposit -> checkpoint -> finality -> claim story, stop anvil
+demo: setup ## On a fresh anvil: the claim story, then ~1 min of simulated trading with a crash; report in demo-report/
 	$(BIN)/isoperp demo
 
 lint: setup ## ruff + mypy
