@@ -78,6 +78,8 @@ ALICE_MARGIN_USDC = 1_000
 ALICE_SIZE = 10_000  # lots: 0.1 BTC, about 6x on 1,000 USDC
 ALICE_BOUND_TICKS = 2_000  # her IOC buy pays up to $200 above the mark
 STOP_TIMEOUT_S = 60.0
+REFILL_TIMEOUT_S = 10.0  # a margin move not included by then is given up (and sent again)
+INCLUDED_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,7 @@ class LiveFigures:
     orders: int
     cancels: int
     accepted: int
-    rejected: int
+    rejected: int  # by the API or, later, by the operator's cycle
     fills: int
     checkpoints: int
     liquidations: int
@@ -149,7 +151,7 @@ class LoopTotals:
     backstops: int = 0
     deleverages: int = 0
     gas: int = 0
-    rejected: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)  # by the operator's cycle, by reason
     transient_errors: int = 0
 
 
@@ -188,7 +190,7 @@ class OperatorLoop:
 
     def totals(self) -> LoopTotals:
         with self._lock:
-            return replace(self._totals)
+            return replace(self._totals, rejected=Counter(self._totals.rejected))
 
     def raise_if_failed(self) -> None:
         if self.error is not None:
@@ -253,7 +255,7 @@ class OperatorLoop:
             self.reports.append(report)
             t = self._totals
             t.cycles += 1
-            t.rejected += len(report.rejected)
+            t.rejected.update(reason for _, reason in report.rejected)
             if report.posted is None:
                 return
             t.checkpoints += 1
@@ -281,6 +283,7 @@ class MarketRun:
     crash_to: int = 0
     wall_s: float = 0.0
     alice_id: int | None = None
+    refills: int = 0  # margin moves of traders whose position had closed flat
     operator_root: bytes = b""  # the operator's state root after its last cycle
 
 
@@ -295,22 +298,95 @@ class _Alice:
         self.next_nonce = int(account["nextNonce"])
         self.stats = stats
 
-    def fund(self) -> bool:
-        request = MarginTransfer(
-            self.trader.account_id, BTC, ALICE_MARGIN_USDC * USDC, self.next_nonce, b""
+    def fund(self) -> int:
+        """Moves her margin in; the nonce of that request."""
+        nonce = self.next_nonce
+        request = MarginTransfer(self.trader.account_id, BTC, ALICE_MARGIN_USDC * USDC, nonce, b"")
+        check(
+            self.trader.post("margin", request, self.stats),
+            f"alice's margin move was refused: {dict(self.stats.rejected)}",
         )
-        return self.trader.post("margin", request, self.stats)
+        return nonce
 
     def buy(self, mark: int) -> bool:
         bound = mark + ALICE_BOUND_TICKS
         return self.trader.order(True, bound, ALICE_SIZE, TIF_IOC, 0, self.stats) is not None
 
 
-def _top_up_makers(prepared: runner.SimRun) -> None:
-    """A second margin move for the makers (account nonce 1, after the simulator's nonce 0)."""
-    for maker in prepared.sim.makers:
-        request = MarginTransfer(maker.account_id, BTC, MAKER_TOP_UP_USDC * USDC, 1, b"")
-        maker.post("margin", request, prepared.stats)
+class _Margins:
+    """The simulated traders' margin moves (signed, through the API).
+
+    Isolated margin goes back to free collateral when a position closes flat (the ledger deletes
+    the leaf), and the simulator's traders never move margin in again: a trader that went flat
+    would only collect ``no_position`` refusals, and with both makers flat the book would be
+    empty. So after every step each trader without a BTC-USD position, and without a margin move
+    in flight, moves its margin in again (``refill``)."""
+
+    def __init__(self, bridge: OperatorBridge, prepared: runner.SimRun) -> None:
+        self.bridge = bridge
+        self.stats = prepared.stats
+        sim = prepared.sim
+        self.traders = {t.account_id: t for t in [*sim.makers, *sim.takers]}
+        self.amount = {t.account_id: TAKER_MARGIN_USDC for t in sim.takers} | {
+            m.account_id: TAKER_MARGIN_USDC + MAKER_TOP_UP_USDC for m in sim.makers
+        }
+        # account -> (nonce, monotonic time sent): the simulator's margin moves carry nonce 0
+        self.in_flight = {a: (0, time.monotonic()) for a in self.traders}
+        self.refills = 0
+
+    def top_up_makers(self) -> None:
+        """A second margin move for the makers (account nonce 1, after the simulator's 0)."""
+        for maker in self.traders.values():
+            if self.amount[maker.account_id] > TAKER_MARGIN_USDC:
+                request = MarginTransfer(maker.account_id, BTC, MAKER_TOP_UP_USDC * USDC, 1, b"")
+                check(
+                    maker.post("margin", request, self.stats),
+                    f"maker {maker.account_id}'s margin move was refused: "
+                    f"{dict(self.stats.rejected)}",
+                )
+                self.in_flight[maker.account_id] = (1, time.monotonic())
+
+    def wait_included(self, loop: OperatorLoop, extra: dict[int, int], timeout_s: float) -> int:
+        """Waits until the operator included every margin move in flight (and ``extra``: account
+        -> nonce); the latest checkpoint seq then."""
+        wanted = {a: n for a, (n, _) in self.in_flight.items()} | extra
+        deadline = time.monotonic() + timeout_s
+        while True:
+            loop.raise_if_failed()
+            ledger = self.bridge.ledger()
+            late = [a for a, n in wanted.items() if _nonce(ledger, a) <= n]
+            if not late:
+                self.in_flight.clear()
+                checkpoints = self.bridge.checkpoints()
+                return checkpoints[-1].seq if checkpoints else 0
+            check(
+                time.monotonic() < deadline,
+                f"margin moves of accounts {late} not included within {timeout_s:.0f}s",
+            )
+            time.sleep(0.2)
+
+    def refill(self) -> None:
+        ledger = self.bridge.ledger()
+        now = time.monotonic()
+        for account_id, trader in self.traders.items():
+            nonce = _nonce(ledger, account_id)
+            sent = self.in_flight.get(account_id)
+            if sent is not None:
+                if nonce <= sent[0] and now - sent[1] < REFILL_TIMEOUT_S:
+                    continue  # not in a checkpoint yet
+                del self.in_flight[account_id]
+            if nonce < 0 or ledger.position(account_id, BTC) is not None:
+                continue
+            amount = self.amount[account_id] * USDC
+            request = MarginTransfer(account_id, BTC, amount, nonce, b"")
+            if trader.post("margin", request, self.stats):
+                self.in_flight[account_id] = (nonce, now)
+                self.refills += 1
+
+
+def _nonce(ledger: Ledger, account_id: int) -> int:
+    account = ledger.account(account_id)
+    return -1 if account is None else account.nonce
 
 
 def run_market(
@@ -334,8 +410,8 @@ def run_market(
             f"8. The operator goes live: a cycle every {options.interval_s:g}s; "
             f"HTTP API on {server.url} (OpenAPI at /docs)"
         )
-        prepared = _prepare(system, server.url, journal, say, loop, options)
-        _trade(system, prepared, say, view, loop, options, result)
+        prepared = _prepare(system, server.url, journal, say, options)
+        _trade(system, bridge, prepared, say, view, loop, options, result)
         say.step("11. The operator stops after one last cycle")
         loop.stop(final_cycle=True)
         result.totals = loop.totals()
@@ -356,12 +432,7 @@ def run_market(
 
 
 def _prepare(
-    system: System,
-    api_url: str,
-    journal: Path,
-    say: Narrator,
-    loop: OperatorLoop,
-    options: MarketOptions,
+    system: System, api_url: str, journal: Path, say: Narrator, options: MarketOptions
 ) -> runner.SimRun:
     say.step("9. Simulated traders fund their accounts (on-chain deposits, margin through the API)")
     config = SimConfig(
@@ -374,25 +445,24 @@ def _prepare(
     prepared = runner.prepare(
         system, api_url, journal, config, margin_usdc=TAKER_MARGIN_USDC, timeout_s=30
     )
-    loop.raise_if_failed()
-    _top_up_makers(prepared)
+    funded = prepared.stats.accepted
+    check(
+        funded == len(MAKERS) + len(TAKERS),
+        f"{funded} of the traders' margin moves accepted: {dict(prepared.stats.rejected)}",
+    )
     say.info(
         f"makers (accounts {', '.join(map(str, MAKERS))}) quote both sides with "
         f"{format_usdc((TAKER_MARGIN_USDC + MAKER_TOP_UP_USDC) * USDC)} margin each; takers "
         f"(accounts {', '.join(map(str, TAKERS))}) trade at random sizes on "
-        f"{format_usdc(TAKER_MARGIN_USDC * USDC)} each"
+        f"{format_usdc(TAKER_MARGIN_USDC * USDC)} each; a trader whose position closes flat "
+        "(its margin goes back to free collateral) moves margin in again"
     )
-    funded = prepared.stats.accepted
-    check(
-        funded == len(MAKERS) * 2 + len(TAKERS),
-        f"{funded} of the traders' margin moves accepted: {dict(prepared.stats.rejected)}",
-    )
-    say.ok(f"{len(MAKERS) + len(TAKERS)} traders deposited and moved margin into BTC-USD")
     return prepared
 
 
 def _trade(
     system: System,
+    bridge: OperatorBridge,
     prepared: runner.SimRun,
     say: Narrator,
     view: ProgressView,
@@ -400,22 +470,24 @@ def _trade(
     options: MarketOptions,
     result: MarketRun,
 ) -> None:
-    # The simulator stamps each oracle price with the chain time, the operator's cycle uses the
-    # latest block's time as "now". Without a block in a while the two drift apart, and a price
-    # stamped later than the operator's now makes the ledger refuse liquidations and backstops
-    # ("mark ... is not within 60 s before now"). So each step mines a block first (anvil
-    # otherwise mines only on transactions): the price is never newer than the next cycle's now.
     stats = prepared.stats
+    margins = _Margins(bridge, prepared)
+    margins.top_up_makers()
     alice = _Alice(system, prepared.sim.http, stats)
-    check(alice.fund(), f"alice's margin move was refused: {dict(stats.rejected)}")
+    alice_nonce = alice.fund()
     result.alice_id = alice.trader.account_id
+    seq = margins.wait_included(loop, {alice.trader.account_id: alice_nonce}, INCLUDED_TIMEOUT_S)
+    say.ok(
+        f"{len(MAKERS) + len(TAKERS)} traders and alice have margin in BTC-USD "
+        f"(included by checkpoint #{seq})"
+    )
     instrument = by_id(BTC)
     say.step(
         f"10. Trading for {options.seconds}s: oracle random walk, BTC-USD crashes "
         f"{options.crash_pct}% at t={options.crash_step}s"
     )
     say.info(
-        f"alice moves {format_usdc(ALICE_MARGIN_USDC * USDC)} into BTC-USD and buys "
+        f"alice (with {format_usdc(ALICE_MARGIN_USDC * USDC)} of margin) buys "
         f"{instrument.size(ALICE_SIZE)} BTC at t={options.alice_step}s (about 6x)"
     )
     rpc_url = system.deployment.rpc_url
@@ -424,6 +496,7 @@ def _trade(
 
     def progress(s: SimStats) -> None:
         loop.raise_if_failed()
+        margins.refill()
         if s.steps == options.alice_step:
             alice.buy(s.prices[-1][1])
         totals = loop.totals()
@@ -435,7 +508,7 @@ def _trade(
             orders=s.orders,
             cancels=s.cancels,
             accepted=s.accepted - baseline[0],
-            rejected=sum(s.rejected.values()) - baseline[1],
+            rejected=sum(s.rejected.values()) - baseline[1] + totals.rejected.total(),
             fills=totals.fills,
             checkpoints=totals.checkpoints,
             liquidations=totals.liquidations,
@@ -448,6 +521,12 @@ def _trade(
 
     view.start(options.seconds, options.crash_step)
     try:
+        # The simulator stamps each oracle price with the chain time, the operator's cycle uses
+        # the latest block's time as "now". Without a block in a while the two drift apart, and a
+        # price stamped later than the operator's now makes the ledger refuse liquidations and
+        # backstops ("mark ... is not within 60 s before now"). So each step mines a block first
+        # (anvil otherwise mines only on transactions): a price is never newer than the next
+        # cycle's now.
         runner.run(
             prepared,
             lambda: advance_time(rpc_url, 0),
@@ -459,6 +538,7 @@ def _trade(
         view.stop()
     result.wall_s = time.monotonic() - started
     result.stats = stats
+    result.refills = margins.refills
     before, after = stats.prices[options.crash_step - 1], stats.prices[options.crash_step]
     result.crash_time, result.crash_from, result.crash_to = after[0], before[1], after[1]
     say.ok(
@@ -640,7 +720,13 @@ class DemoResult:
 
     @property
     def rejected(self) -> dict[str, int]:
+        """Requests the API refused (4xx), by reason."""
         return dict(self.market.stats.rejected.most_common())
+
+    @property
+    def operator_rejected(self) -> dict[str, int]:
+        """Requests the API accepted and the operator's cycle then rejected, by reason."""
+        return dict(self.market.totals.rejected.most_common())
 
 
 class _Recorder:
