@@ -37,7 +37,8 @@ def test_demo_runs_market_and_writes_report(tmp_path):
     assert s["gas_per_fill"] == s["gas_checkpoints_with_fills"] // s["fills"] > 0
     assert s["vault_balance"] >= s["total_liabilities"]
     assert s["crash"]["to_ticks"] < s["crash"]["from_ticks"] * 75 // 100
-    assert all(isinstance(n, int) and n > 0 for n in s["rejected"].values())  # reason -> count
+    for stage in ("rejected_by_api", "rejected_by_operator"):  # reason -> count
+        assert all(isinstance(n, int) and n > 0 for n in s[stage].values())
     series = report["series"]
     assert len(series["oracle_prices"]) == 8
     assert len(series["checkpoints"]) == s["checkpoints"]

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 from rich.console import Console, Group
 from rich.live import Live
+from rich.padding import Padding
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -32,8 +33,12 @@ class RichNarrator:
         console.print(f"   [green]✓[/] {text}", highlight=False, soft_wrap=True)
 
 
+def _figures(f: LiveFigures | None) -> Padding:
+    return Padding(_figures_table(f), (0, 0, 0, 3))
+
+
 def _figures_table(f: LiveFigures | None) -> Table:
-    table = Table(box=None, padding=(0, 2), pad_edge=False)
+    table = Table(box=None, padding=(0, 1), pad_edge=False)
     for name in ("mark", "orders", "accepted", "rejected", "fills", "checkpoints", "liq/bs/dl"):
         table.add_column(name, justify="right")
     if f is None:
@@ -82,15 +87,13 @@ class LiveProgress:
         self.crash_step = crash_step
         self.bar.update(self.task, total=seconds, completed=0)
         if console.is_terminal:
-            self.live = Live(
-                Group(self.bar, _figures_table(None)), console=console, refresh_per_second=4
-            )
+            self.live = Live(Group(self.bar, _figures(None)), console=console, refresh_per_second=4)
             self.live.start()
 
     def update(self, figures: LiveFigures) -> None:
         self.bar.update(self.task, completed=figures.step)
         if self.live is not None:
-            self.live.update(Group(self.bar, _figures_table(figures)))
+            self.live.update(Group(self.bar, _figures(figures)))
         elif (
             figures.step % PLAIN_EVERY_S == 0
             or figures.step in (1, self.crash_step + 1)
@@ -142,8 +145,10 @@ def summary_table(result: DemoResult) -> Table:
         "requests",
         f"{stats.orders:,} orders, {stats.cancels:,} cancels, {stats.accepted:,} accepted",
     )
-    rejected = ", ".join(f"{k} {n:,}" for k, n in result.rejected.items()) or "none"
-    table.add_row("rejected by reason", rejected)
+    table.add_row("margin refills", f"{result.market.refills} (positions that had closed flat)")
+    for stage, reasons in (("API", result.rejected), ("operator", result.operator_rejected)):
+        text = ", ".join(f"{k} {n:,}" for k, n in reasons.items()) or "none"
+        table.add_row(f"rejected by the {stage}", text)
     for name, gas in result.story.gas.items():
         table.add_row(f"gas: {name}", f"{gas:,}")
     table.add_row("withdrawal claimed", format_usdc(result.story.claimed))
