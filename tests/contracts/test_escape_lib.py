@@ -12,6 +12,7 @@ import pytest
 from isoperp.ledger import arith
 from isoperp.ledger.model import Market, Position
 from isoperp.protocol.constants import PPM
+from isoperp.protocol.leaves import solidity_struct
 
 INT256_MIN, INT256_MAX = -(2**255), 2**255 - 1
 U = lambda rng, bits: rng.randrange(0, 1 << bits)  # noqa: E731
@@ -37,27 +38,12 @@ def _market(market_id: int, mark: int, funding: int, exp: int) -> Market:
     )
 
 
-def market_fields(m: Market) -> tuple[int, ...]:
-    return (
-        m.market_id,
-        m.mark_price,
-        m.mark_time,
-        m.funding_index,
-        m.funding_time,
-        m.imf_ppm,
-        m.mmf_ppm,
-        m.notional_exp,
-        m.maker_fee_ppm,
-        m.taker_fee_ppm,
-        m.min_size,
-        m.size_step,
-        m.price_tick,
-        m.open_interest,
-    )
+def market_fields(m: Market) -> tuple[int | str, ...]:
+    return solidity_struct(m)
 
 
-def position_fields(p: Position) -> tuple[int, ...]:
-    return (p.account_id, p.market_id, p.size, p.quote, p.basis, p.funding_index)
+def position_fields(p: Position) -> tuple[int | str, ...]:
+    return solidity_struct(p)
 
 
 def reference_equity(p: Position, m: Market) -> int:

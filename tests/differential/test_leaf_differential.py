@@ -46,22 +46,7 @@ def test_position_leaf_matches(leaves_harness, account_id, market_id, size, quot
 
 def test_devnet_market_leaves_match(leaves_harness):
     for m in DEVNET_MARKETS:
-        fields = (
-            m.market_id,
-            m.mark_price,
-            m.mark_time,
-            m.funding_index,
-            m.funding_time,
-            m.imf_ppm,
-            m.mmf_ppm,
-            m.notional_exp,
-            m.maker_fee_ppm,
-            m.taker_fee_ppm,
-            m.min_size,
-            m.size_step,
-            m.price_tick,
-            m.open_interest,
-        )
+        fields = L.solidity_struct(m)
         assert bytes(leaves_harness.encodeMarket(fields)) == L.encode_market(m)
         assert bytes(leaves_harness.hashMarket(fields)) == L.leaf_hash(m)
         assert leaves_harness.marketIndex(m.market_id) == L.market_index(m.market_id)

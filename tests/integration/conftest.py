@@ -51,3 +51,24 @@ def inbox(tmp_path):
     box = Inbox(tmp_path / "inbox.sqlite")
     yield box
     box.close()
+
+
+@pytest.fixture
+def run(tmp_path, rpc_url):
+    """Invokes the `isoperp` CLI in-process against a fresh deployment on the session's anvil;
+    ``ok=True`` asserts exit code 0. ``run.deployment`` is the deployment file."""
+    from click.testing import CliRunner
+
+    from isoperp.cli.main import cli
+
+    deployment = tmp_path / "deployment.json"
+
+    def invoke(*args, ok=True):
+        result = CliRunner().invoke(cli, ["--deployment", str(deployment), *args])
+        if ok:
+            assert result.exit_code == 0, result.output
+        return result
+
+    invoke("deploy", "--rpc", rpc_url)
+    invoke.deployment = deployment
+    return invoke

@@ -6,20 +6,6 @@ from click.testing import CliRunner
 from isoperp.cli.main import cli
 
 
-@pytest.fixture
-def run(tmp_path, rpc_url):
-    deployment = tmp_path / "deployment.json"
-
-    def invoke(*args, ok=True):
-        result = CliRunner().invoke(cli, ["--deployment", str(deployment), *args])
-        if ok:
-            assert result.exit_code == 0, result.output
-        return result
-
-    invoke("deploy", "--rpc", rpc_url)
-    return invoke
-
-
 def error_line(result):
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1, result.output  # one line, no traceback

@@ -1,25 +1,6 @@
 """The escape-hatch CLI against anvil: a forced withdrawal the operator must serve (and then is
 claimable), a forced exit, the exits status, a freeze, and `isoperp escape` from L1 alone."""
 
-import pytest
-from click.testing import CliRunner
-
-from isoperp.cli.main import cli
-
-
-@pytest.fixture
-def run(tmp_path, rpc_url):
-    deployment = tmp_path / "deployment.json"
-
-    def invoke(*args, ok=True):
-        result = CliRunner().invoke(cli, ["--deployment", str(deployment), *args])
-        if ok:
-            assert result.exit_code == 0, result.output
-        return result
-
-    invoke("deploy", "--rpc", rpc_url)
-    return invoke
-
 
 def test_forced_withdrawal_is_served_and_claimable(run, rpc_url):
     run("deposit", "1000", "--account", "1")

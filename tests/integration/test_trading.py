@@ -1,28 +1,9 @@
 """Trading end to end on anvil: signed orders through the operator's journal, matching, checkpoints
 on L1; the book survives a restart; a flash crash liquidates only the over-levered trader."""
 
-import pytest
-from click.testing import CliRunner
-
 from isoperp.chain.l1 import rebuild
-from isoperp.cli.main import cli
 from isoperp.ledger import risk
 from isoperp.protocol.constants import INSURANCE_ACCOUNT
-
-
-@pytest.fixture
-def run(tmp_path, rpc_url):
-    deployment = tmp_path / "deployment.json"
-
-    def invoke(*args, ok=True):
-        result = CliRunner().invoke(cli, ["--deployment", str(deployment), *args])
-        if ok:
-            assert result.exit_code == 0, result.output
-        return result
-
-    invoke("deploy", "--rpc", rpc_url)
-    invoke.deployment = deployment
-    return invoke
 
 
 def ledger_of(run, rpc_url):

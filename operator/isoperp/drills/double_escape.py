@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from isoperp.drills.base import DrillContext
 from isoperp.drills.escape_setup import positions_then_freeze
-from isoperp.protocol.leaves import account_index, market_index, position_index
-from isoperp.service.escape import account_struct, escape_ledger, market_struct, position_struct
+from isoperp.protocol.leaves import account_index, market_index, position_index, solidity_struct
+from isoperp.service.escape import escape_ledger
 from isoperp.tree.merkle import hash_node
 
 
@@ -24,7 +24,8 @@ def run(ctx: DrillContext) -> None:
     market = ledger.market(0)
     assert market is not None
     user.client.transact(
-        fns.proveMarket(market_struct(market), ledger.proof(market_index(0))), context="proveMarket"
+        fns.proveMarket(solidity_struct(market), ledger.proof(market_index(0))),
+        context="proveMarket",
     )
 
     def send(a: object, proof: list[bytes], positions: list[object]) -> None:
@@ -33,10 +34,10 @@ def run(ctx: DrillContext) -> None:
     aliased = (account_id + (1 << 24), acct.owner, acct.collateral, acct.nonce)
     ctx.expect_revert(lambda: send(aliased, a_proof, []), "LeafLib_AccountOutOfRange")
     ctx.expect_revert(
-        lambda: send(account_struct(acct), a_proof[:-1], []), "MerkleProof_WrongLength"
+        lambda: send(solidity_struct(acct), a_proof[:-1], []), "MerkleProof_WrongLength"
     )
     ctx.expect_revert(
-        lambda: send(account_struct(acct), [*a_proof, b"\0" * 32], []), "MerkleProof_WrongLength"
+        lambda: send(solidity_struct(acct), [*a_proof, b"\0" * 32], []), "MerkleProof_WrongLength"
     )
     # An internal node as a leaf: the parent of the account leaf and its sibling, one level up.
     node = hash_node(a_proof[0], a_proof[0])
@@ -44,11 +45,11 @@ def run(ctx: DrillContext) -> None:
     ctx.expect_revert(
         lambda: send(fake, [*a_proof[1:], b"\0" * 32], []), "Settlement_InvalidStateProof"
     )
-    send(account_struct(acct), a_proof, [(position_struct(pos), p_proof)])
+    send(solidity_struct(acct), a_proof, [(solidity_struct(pos), p_proof)])
     ctx.log("trader 2 escapes the account and its position once")
-    ctx.expect_revert(lambda: send(account_struct(acct), a_proof, []), "Settlement_AlreadyEscaped")
+    ctx.expect_revert(lambda: send(solidity_struct(acct), a_proof, []), "Settlement_AlreadyEscaped")
     ctx.expect_revert(
-        lambda: send(account_struct(acct), a_proof, [(position_struct(pos), p_proof)]),
+        lambda: send(solidity_struct(acct), a_proof, [(solidity_struct(pos), p_proof)]),
         "Settlement_AlreadyEscaped",
     )
     ctx.check(

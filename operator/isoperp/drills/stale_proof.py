@@ -6,8 +6,8 @@ from __future__ import annotations
 from isoperp.drills.base import DrillContext
 from isoperp.drills.escape_setup import freeze_by_forced_request
 from isoperp.drills.setup import traders_with_positions
-from isoperp.protocol.leaves import account_index
-from isoperp.service.escape import account_struct, escape_ledger
+from isoperp.protocol.leaves import account_index, solidity_struct
+from isoperp.service.escape import escape_ledger
 
 
 def run(ctx: DrillContext) -> None:
@@ -26,7 +26,7 @@ def run(ctx: DrillContext) -> None:
     def attempt(ledger: object) -> None:
         acct = ledger.account(ctx.account_id(3))  # type: ignore[attr-defined]
         user.client.transact(
-            fns.escape(account_struct(acct), ledger.proof(leaf), []),  # type: ignore[attr-defined]
+            fns.escape(solidity_struct(acct), ledger.proof(leaf), []),  # type: ignore[attr-defined]
             context="escape",
         )
 
@@ -41,7 +41,7 @@ def run(ctx: DrillContext) -> None:
     proof[5] = bytes(b ^ 0x01 for b in proof[5])
     ctx.expect_revert(
         lambda: user.client.transact(
-            fns.escape(account_struct(escape_acct), proof, []), context="escape"
+            fns.escape(solidity_struct(escape_acct), proof, []), context="escape"
         ),
         "Settlement_InvalidStateProof",
     )
@@ -51,7 +51,7 @@ def run(ctx: DrillContext) -> None:
     )
     ctx.expect_revert(
         lambda: user.client.transact(
-            fns.escape(account_struct(forged), escape.proof(leaf), []), context="escape"
+            fns.escape(solidity_struct(forged), escape.proof(leaf), []), context="escape"
         ),
         "Settlement_InvalidStateProof",
     )

@@ -63,8 +63,12 @@ def _check_id(name: str, value: object, limit: int) -> int:
 def leaf_index(kind: int, account: int, sub: int) -> int:
     """``kind << 30 | account << 6 | sub`` with ``kind < 4``, ``account < 2^24``, ``sub < 64``."""
     if (
-        type(kind) is int and type(account) is int and type(sub) is int
-        and 0 <= kind < 4 and 0 <= account < MAX_ACCOUNTS and 0 <= sub < _SUB_LIMIT
+        type(kind) is int
+        and type(account) is int
+        and type(sub) is int
+        and 0 <= kind < 4
+        and 0 <= account < MAX_ACCOUNTS
+        and 0 <= sub < _SUB_LIMIT
     ):
         return kind << KIND_SHIFT | account << ACCOUNT_SHIFT | sub
     _check_id("kind", kind, 4)
@@ -89,8 +93,10 @@ def account_index(account_id: int) -> int:
 def position_index(account_id: int, market_id: int) -> int:
     """Index of the isolated position of ``account_id`` in ``market_id`` (kind 1)."""
     if (
-        type(account_id) is int and type(market_id) is int
-        and 0 <= account_id < MAX_ACCOUNTS and 0 <= market_id < MAX_MARKETS
+        type(account_id) is int
+        and type(market_id) is int
+        and 0 <= account_id < MAX_ACCOUNTS
+        and 0 <= market_id < MAX_MARKETS
     ):
         return _POSITION_BASE | account_id << ACCOUNT_SHIFT | market_id
     return leaf_index(
@@ -103,8 +109,10 @@ def position_index(account_id: int, market_id: int) -> int:
 def order_index(account_id: int, slot: int) -> int:
     """Index of order slot ``slot`` (``nonce % 64``) of ``account_id`` (kind 2)."""
     if (
-        type(account_id) is int and type(slot) is int
-        and 0 <= account_id < MAX_ACCOUNTS and 0 <= slot < ORDER_SLOTS
+        type(account_id) is int
+        and type(slot) is int
+        and 0 <= account_id < MAX_ACCOUNTS
+        and 0 <= slot < ORDER_SLOTS
     ):
         return _ORDER_BASE | account_id << ACCOUNT_SHIFT | slot
     return leaf_index(
@@ -376,3 +384,43 @@ def decode_leaf(data: bytes) -> Leaf:
         return Exchange(*values)  # type: ignore[arg-type]
     except (TypeError, ValueError) as exc:
         raise ProtocolError(f"leaf type {leaf_type}: {exc}", code="bad_leaf") from exc
+
+
+def solidity_struct(leaf: Account | Position | Market | Exchange) -> tuple[int | str, ...]:
+    """The leaf as the Solidity LeafLib struct of its type (every field of the encoding but the
+    leading leaf type, which LeafLib writes itself): the argument web3 passes for a leaf."""
+    if isinstance(leaf, Account):
+        return (leaf.account_id, leaf.owner, leaf.collateral, leaf.nonce)
+    if isinstance(leaf, Position):
+        return (
+            leaf.account_id,
+            leaf.market_id,
+            leaf.size,
+            leaf.quote,
+            leaf.basis,
+            leaf.funding_index,
+        )
+    if isinstance(leaf, Market):
+        return (
+            leaf.market_id,
+            leaf.mark_price,
+            leaf.mark_time,
+            leaf.funding_index,
+            leaf.funding_time,
+            leaf.imf_ppm,
+            leaf.mmf_ppm,
+            leaf.notional_exp,
+            leaf.maker_fee_ppm,
+            leaf.taker_fee_ppm,
+            leaf.min_size,
+            leaf.size_step,
+            leaf.price_tick,
+            leaf.open_interest,
+        )
+    return (
+        leaf.insurance_fund,
+        leaf.fee_balance,
+        leaf.next_account_id,
+        leaf.deposit_cursor,
+        leaf.forced_cursor,
+    )

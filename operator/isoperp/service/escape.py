@@ -18,38 +18,16 @@ from isoperp.chain.l1 import read_deposits, rebuild
 from isoperp.errors import ConfigError
 from isoperp.ledger import risk
 from isoperp.ledger.ledger import Ledger
-from isoperp.ledger.model import Account, Market, Position
-from isoperp.protocol.leaves import account_index, market_index, position_index
+from isoperp.ledger.model import Account, Position
+from isoperp.protocol.leaves import (
+    account_index,
+    market_index,
+    position_index,
+    solidity_struct,
+)
 from isoperp.service import claims
 
 logger = logging.getLogger(__name__)
-
-
-def account_struct(a: Account) -> tuple[object, ...]:
-    return (a.account_id, a.owner, a.collateral, a.nonce)
-
-
-def position_struct(p: Position) -> tuple[object, ...]:
-    return (p.account_id, p.market_id, p.size, p.quote, p.basis, p.funding_index)
-
-
-def market_struct(m: Market) -> tuple[object, ...]:
-    return (
-        m.market_id,
-        m.mark_price,
-        m.mark_time,
-        m.funding_index,
-        m.funding_time,
-        m.imf_ppm,
-        m.mmf_ppm,
-        m.notional_exp,
-        m.maker_fee_ppm,
-        m.taker_fee_ppm,
-        m.min_size,
-        m.size_step,
-        m.price_tick,
-        m.open_interest,
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,19 +127,19 @@ def execute(
                 market = ledger.market(market_id)
                 assert market is not None
                 receipt = client.transact(
-                    fns.proveMarket(market_struct(market), ledger.proof(market_index(market_id))),
+                    fns.proveMarket(solidity_struct(market), ledger.proof(market_index(market_id))),
                     context=f"proveMarket {market_id}",
                 )
                 result.gas[f"proveMarket {market_id}"] = int(receipt["gasUsed"])
         account_leaf = account_index(p.account.account_id)
         if todo or account_leaf not in p.escaped_leaves:
             witnesses = [
-                (position_struct(pos), ledger.proof(position_index(pos.account_id, pos.market_id)))
+                (solidity_struct(pos), ledger.proof(position_index(pos.account_id, pos.market_id)))
                 for pos in todo
             ]
             before = int(fns.escapeBalance(owner).call())
             receipt = client.transact(
-                fns.escape(account_struct(p.account), ledger.proof(account_leaf), witnesses),
+                fns.escape(solidity_struct(p.account), ledger.proof(account_leaf), witnesses),
                 context="escape",
             )
             result.gas[f"escape ({len(todo)} positions)"] = int(receipt["gasUsed"])
