@@ -177,33 +177,7 @@ def make_market(market_id: int, mark: int, funding: int = 0, exp: int = 0) -> Ma
 
 def leaf_fields(leaf: EscapeLeaf) -> tuple[Any, ...]:
     """The Solidity struct (LeafLib's AccountLeaf / PositionLeaf / MarketLeaf) of a model leaf."""
-    if isinstance(leaf, Account):
-        return (leaf.account_id, leaf.owner, leaf.collateral, leaf.nonce)
-    if isinstance(leaf, Position):
-        return (
-            leaf.account_id,
-            leaf.market_id,
-            leaf.size,
-            leaf.quote,
-            leaf.basis,
-            leaf.funding_index,
-        )
-    return (
-        leaf.market_id,
-        leaf.mark_price,
-        leaf.mark_time,
-        leaf.funding_index,
-        leaf.funding_time,
-        leaf.imf_ppm,
-        leaf.mmf_ppm,
-        leaf.notional_exp,
-        leaf.maker_fee_ppm,
-        leaf.taker_fee_ppm,
-        leaf.min_size,
-        leaf.size_step,
-        leaf.price_tick,
-        leaf.open_interest,
-    )
+    return L.solidity_struct(leaf)
 
 
 def escape_value(leaf: Account | Position, market: Market | None = None) -> int:
