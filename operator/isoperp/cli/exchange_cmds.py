@@ -159,8 +159,7 @@ def withdraw(
     account = ledger.account(account_id)
     assert account is not None
     inbox = state.inbox()
-    nonce = account.nonce + inbox.pending_count(account_id, "Withdraw")
-    nonce += inbox.pending_count(account_id, "MarginTransfer")
+    nonce = inbox.next_request_nonce(account_id, account.nonce)
     if not 0 < value <= account.collateral:
         raise ConfigError(
             f"free collateral is {format_usdc(account.collateral)} at the latest checkpoint; "

@@ -53,9 +53,7 @@ class Trader:
 
     def next_request_nonce(self) -> int:
         """Account nonce for withdrawals and margin moves, counting pending ones."""
-        pending = self.inbox.pending_count(self.account.account_id, "Withdraw")
-        pending += self.inbox.pending_count(self.account.account_id, "MarginTransfer")
-        return self.account.nonce + pending
+        return self.inbox.next_request_nonce(self.account.account_id, self.account.nonce)
 
     def next_order_nonce(self) -> int:
         """The smallest nonce above every order nonce used so far whose slot holds no live order."""

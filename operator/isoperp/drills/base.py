@@ -118,7 +118,7 @@ class DrillContext:
     def margin(self, i: int, market_id: int, usdc: int) -> None:
         account = self.operator.ledger.account(self.account_id(i))
         assert account is not None
-        nonce = account.nonce + self.inbox.pending_count(account.account_id, "MarginTransfer")
+        nonce = self.inbox.next_request_nonce(account.account_id, account.nonce)
         request = MarginTransfer(account.account_id, market_id, usdc * USDC, nonce, b"")
         self.inbox.submit(sign_request(bytes(devnet_account(i).key), self.system.domain, request))
 

@@ -7,7 +7,12 @@ withdrawals tree), ``rejected`` (with the ledger's or the book's reason code), o
 ``open`` while it rests in the book (with its filled size) and finally ``filled``,
 ``cancelled``, ``expired`` or ``done`` (an IOC remainder). Requests are stored as the transition
 objects themselves (any frozen dataclass of ``isoperp.ledger.transitions``), so the journal
-never needs to know their fields."""
+never needs to know their fields.
+
+Every status change the operator decides on top of checkpoint ``k`` (posting ``k`` itself, or a
+later idle cycle) keeps the row's previous values in the ``undo`` table under ``base_seq = k``. If
+a reorg takes checkpoints ``>= k`` off the chain, ``rollback(k)`` restores those rows (newest
+first), so requests included there are pending again and nothing acknowledged is lost."""
 
 from __future__ import annotations
 
@@ -25,7 +30,8 @@ from typing import Any
 from isoperp.errors import ConfigError
 from isoperp.ledger import transitions
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+MIGRATES_FROM = (2,)  # version 3 only added the undo table
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -44,6 +50,17 @@ CREATE INDEX IF NOT EXISTS requests_status ON requests (status, id);
 CREATE INDEX IF NOT EXISTS requests_account ON requests (account_id, nonce);
 CREATE UNIQUE INDEX IF NOT EXISTS requests_live_nonce
     ON requests (kind, account_id, nonce) WHERE status IN ('pending', 'open');
+CREATE TABLE IF NOT EXISTS undo (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    base_seq    INTEGER NOT NULL,
+    request_id  INTEGER NOT NULL,
+    status      TEXT    NOT NULL,
+    reason      TEXT,
+    seq         INTEGER,
+    slot        INTEGER,
+    filled      INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS undo_base ON undo (base_seq, id);
 """
 MAX_JOURNAL_NONCE = (1 << 63) - 1  # SQLite INTEGER is signed 64-bit
 STATUSES = ("pending", "open", "included", "rejected", "filled", "cancelled", "expired", "done")
@@ -114,7 +131,8 @@ class Inbox:
             has_table = self._db.execute(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'requests'"
             ).fetchone()
-            if version != SCHEMA_VERSION and (version != 0 or has_table):
+            known = version == SCHEMA_VERSION or version in MIGRATES_FROM
+            if not known and (version != 0 or has_table):
                 raise ConfigError(
                     f"the journal at {path} has schema {version}; this isoperp writes "
                     f"{SCHEMA_VERSION}: move it aside to start a new one",
@@ -205,6 +223,17 @@ class Inbox:
             args += (kind,)
         return int(self._db.execute(sql, args).fetchone()[0])
 
+    def next_request_nonce(self, account_id: int, ledger_nonce: int) -> int:
+        """The nonce for the account's next withdrawal or margin move: above the ledger's (what L1
+        has) and above every pending one. Pending entries below the ledger's nonce are already on
+        L1 (a crash before the journal update; the next sync marks them), so they do not count."""
+        row = self._db.execute(
+            "SELECT MAX(nonce) FROM requests WHERE account_id = ? AND status = 'pending' "
+            "AND kind IN ('Withdraw', 'MarginTransfer')",
+            (account_id,),
+        ).fetchone()
+        return max(ledger_nonce, 0 if row[0] is None else int(row[0]) + 1)
+
     def mark_rejected(self, request_id: int, reason: str) -> None:
         self.update([(request_id, "rejected", reason, None, None, None)])
 
@@ -213,16 +242,60 @@ class Inbox:
         self.update([(rid, "included", None, seq, slot, None) for rid, seq, slot in included])
 
     def update(
-        self, changes: list[tuple[int, str, str | None, int | None, int | None, int | None]]
+        self,
+        changes: list[tuple[int, str, str | None, int | None, int | None, int | None]],
+        *,
+        base_seq: int = 0,
     ) -> None:
         """Atomically applies (id, status, reason, seq, slot, filled) changes; ``None`` keeps the
-        stored seq, slot and filled."""
+        stored seq, slot and filled. ``base_seq``: the newest checkpoint the changes were decided
+        on; unless 0 (genesis, which no reorg removes) the previous values are kept for
+        ``rollback``."""
         for _, status, *_ in changes:
             if status not in STATUSES:
                 raise ValueError(f"unknown status {status!r}")
         with self._tx() as db:
+            if base_seq and changes:
+                db.executemany(
+                    "INSERT INTO undo (base_seq, request_id, status, reason, seq, slot, filled) "
+                    "SELECT ?, id, status, reason, seq, slot, filled FROM requests WHERE id = ?",
+                    [(base_seq, change[0]) for change in changes],
+                )
             db.executemany(
                 "UPDATE requests SET status = ?, reason = ?, seq = COALESCE(?, seq), "
                 "slot = COALESCE(?, slot), filled = COALESCE(?, filled) WHERE id = ?",
                 [(st, why, seq, slot, filled, rid) for rid, st, why, seq, slot, filled in changes],
             )
+
+    def rollback(self, from_seq: int) -> int:
+        """Undoes, newest first, every change decided on checkpoint ``from_seq`` or later (a reorg
+        took them off the chain); returns the number of rows restored. A live twin that arrived
+        since (same kind, account and nonce) yields to the restored request and is rejected as a
+        replay."""
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT id, request_id, status, reason, seq, slot, filled FROM undo "
+                "WHERE base_seq >= ? ORDER BY id DESC",
+                (from_seq,),
+            ).fetchall()
+            for _, rid, status, reason, seq, slot, filled in rows:
+                if status in ("pending", "open"):
+                    db.execute(
+                        "UPDATE requests SET status = 'rejected', reason = 'replay' WHERE id IN ("
+                        "SELECT b.id FROM requests a JOIN requests b ON b.kind = a.kind "
+                        "AND b.account_id = a.account_id AND b.nonce = a.nonce "
+                        "WHERE a.id = ? AND b.id != a.id AND b.status IN ('pending', 'open'))",
+                        (rid,),
+                    )
+                db.execute(
+                    "UPDATE requests SET status = ?, reason = ?, seq = ?, slot = ?, filled = ? "
+                    "WHERE id = ?",
+                    (status, reason, seq, slot, filled, rid),
+                )
+            db.execute("DELETE FROM undo WHERE base_seq >= ?", (from_seq,))
+        return len(rows)
+
+    def forget_undo(self, below_seq: int) -> None:
+        """Drops the undo records of checkpoints below ``below_seq`` (too deep to be reorged)."""
+        with self._tx() as db:
+            db.execute("DELETE FROM undo WHERE base_seq < ?", (below_seq,))

@@ -71,3 +71,73 @@ def test_of_account_where_filters_by_account_and_condition(inbox):
     inbox.submit(Withdraw(4, ADDR, 3, 0, SIG))
     hits = inbox.of_account_where(3, "nonce >= ?", (1,))
     assert [e.request.amount for e in hits] == [2]
+
+
+def _row(inbox, rid):
+    (entry,) = [e for e in inbox.all() if e.id == rid]
+    return entry.status, entry.reason, entry.seq, entry.slot, entry.filled
+
+
+def test_rollback_undoes_changes_decided_on_dropped_checkpoints_newest_first(inbox):
+    a = inbox.submit(Withdraw(3, ADDR, 1, 0, SIG))
+    b = inbox.submit(Withdraw(3, ADDR, 1, 1, SIG))
+    inbox.update([(a, "included", None, 4, 0, None)], base_seq=4)
+    inbox.update([(b, "included", None, 5, 0, None)], base_seq=5)
+    inbox.update([(b, "rejected", "x", None, None, None)], base_seq=5)  # a later cycle on #5
+    assert inbox.rollback(5) == 2
+    assert _row(inbox, b) == ("pending", None, None, None, 0)
+    assert _row(inbox, a) == ("included", None, 4, 0, 0)  # decided on #4, which stayed
+    assert inbox.rollback(4) == 1
+    assert [e.id for e in inbox.pending()] == [a, b]
+    assert inbox.rollback(4) == 0  # nothing left to undo
+
+
+def test_changes_on_genesis_are_not_undoable(inbox):
+    a = inbox.submit(Withdraw(3, ADDR, 1, 0, SIG))
+    inbox.update([(a, "rejected", "bad_signature", None, None, None)])
+    assert inbox.rollback(1) == 0
+    assert _row(inbox, a)[0] == "rejected"
+
+
+def test_rollback_rejects_a_live_twin_that_arrived_since(inbox):
+    a = inbox.submit(Withdraw(3, ADDR, 1, 0, SIG))
+    inbox.update([(a, "included", None, 2, 0, None)], base_seq=2)
+    twin = inbox.submit(Withdraw(3, ADDR, 9, 0, SIG))  # same nonce, no longer blocked by a live row
+    inbox.rollback(2)
+    assert _row(inbox, a)[0] == "pending"
+    assert _row(inbox, twin)[:2] == ("rejected", "replay")
+
+
+def test_forget_undo_keeps_only_recent_checkpoints(inbox):
+    a = inbox.submit(Withdraw(3, ADDR, 1, 0, SIG))
+    inbox.update([(a, "included", None, 2, 0, None)], base_seq=2)
+    inbox.forget_undo(3)
+    assert inbox.rollback(2) == 0 and _row(inbox, a)[0] == "included"
+
+
+def test_journal_of_schema_2_is_migrated(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "inbox.sqlite"
+    Inbox(path).close()
+    db = sqlite3.connect(path)
+    db.execute("DROP TABLE undo")
+    db.execute("PRAGMA user_version = 2")
+    db.commit()
+    db.close()
+    box = Inbox(path)
+    a = box.submit(Withdraw(3, ADDR, 1, 0, SIG))
+    box.update([(a, "included", None, 2, 0, None)], base_seq=2)
+    assert box.rollback(2) == 1
+    box.close()
+
+
+def test_next_request_nonce_skips_pending_entries_already_on_l1(inbox):
+    assert inbox.next_request_nonce(3, 0) == 0
+    inbox.submit(Withdraw(3, ADDR, 1, 0, SIG))
+    inbox.submit(MarginTransfer(3, 1, 5, 1, SIG))
+    inbox.submit(Withdraw(4, ADDR, 1, 7, SIG))  # another account
+    assert inbox.next_request_nonce(3, 0) == 2
+    # Both reached L1 before a crash kept the journal from saying so: the ledger's nonce is 2.
+    assert inbox.next_request_nonce(3, 2) == 2
+    assert inbox.next_request_nonce(3, 5) == 5
