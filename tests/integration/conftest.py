@@ -1,6 +1,8 @@
 """Integration fixtures: a fresh isoperp deployment on the anvil that ape-foundry started."""
 
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from ape import networks
@@ -10,6 +12,8 @@ from isoperp.chain.contracts import System
 from isoperp.chain.deploy import DeployParams, deploy_system
 from isoperp.devnet import devnet_account
 from isoperp.service.inbox import Inbox
+
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture(scope="session")

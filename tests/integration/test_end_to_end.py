@@ -3,19 +3,14 @@
 import contextlib
 from itertools import pairwise
 
+from chain_fixtures import signed_withdraw
+
 from isoperp.batch.builder import deposit_prefix_step
 from isoperp.chain.l1 import read_checkpoints, read_deposits, rebuild
 from isoperp.demo import USDC, _deposit, run_story
 from isoperp.devnet import devnet_account
-from isoperp.ledger.transitions import Deposit, Withdraw
-from isoperp.protocol.signing import request_digest, sign_digest
+from isoperp.ledger.transitions import Deposit
 from isoperp.service.operator import OperatorService
-
-
-def signed_withdraw(system, user, account_id, amount, nonce):
-    unsigned = Withdraw(account_id, user.address, amount, nonce, b"")
-    sig = sign_digest(bytes(user.key), request_digest(system.domain, unsigned))
-    return Withdraw(account_id, user.address, amount, nonce, sig)
 
 
 def test_story_deposit_checkpoint_finality_claim_succeeds(system, inbox, narrator):
@@ -61,7 +56,7 @@ def test_crash_after_post_before_marking_is_reconciled(system, inbox):
     service.run_once()
     inbox.submit(signed_withdraw(system, alice, 0, 40 * USDC, 0))
 
-    def crash(_changes):
+    def crash(_changes, **_):
         raise SystemExit("killed between the receipt and the journal update")
 
     inbox.update, real = crash, inbox.update
@@ -125,7 +120,7 @@ def test_crash_after_posting_fills_reconciles_orders(system, inbox):
     inbox.submit(sign_request(bytes(alice.key), system.domain, sell))
     inbox.submit(sign_request(bytes(bob.key), system.domain, buy))
 
-    def crash(_changes):
+    def crash(_changes, **_):
         raise SystemExit("killed between the receipt and the journal update")
 
     inbox.update, real = crash, inbox.update

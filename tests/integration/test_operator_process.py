@@ -100,6 +100,25 @@ def test_crash_between_send_and_receipt_neither_reposts_nor_skips(net, cli):
     assert len(read_checkpoints(cli.system())) == 2
 
 
+def test_withdrawal_signed_in_the_crash_window_gets_the_next_nonce(net, cli):
+    """A withdrawal requested while the journal still says "pending" for one that reached L1 (the
+    operator died before updating it) takes the nonce after it, not one beyond."""
+    cli("deploy", "--rpc", net.url)
+    cli("deposit", "100", "--account", "1")
+    cli("operator", "run", "--once")
+    cli("withdraw", "40", "--account", "1")
+    crashed = cli(
+        "operator", "run", "--once", env={"ISOPERP_FAILPOINT": "after_send:post"}, check=False
+    )
+    assert crashed.returncode == 137
+    assert "(nonce 1)" in cli("withdraw", "10", "--account", "1").stdout
+    cli("operator", "run", "--once")
+    inbox = cli.inbox()
+    entries = inbox.all()
+    inbox.close()
+    assert [(e.status, e.seq) for e in entries] == [("included", 2), ("included", 3)]
+
+
 def test_kill_9_at_random_moments_loses_nothing(net, cli):
     cli("deploy", "--rpc", net.url)
     for account in (1, 2):
@@ -117,9 +136,12 @@ def test_kill_9_at_random_moments_loses_nothing(net, cli):
         operator.wait()
     cli("operator", "run", "--once")
     inbox = cli.inbox()
-    statuses = [e.status for e in inbox.all()]
+    entries = inbox.all()
     inbox.close()
-    assert statuses == ["included"] * requests, statuses
+    statuses = [e.status for e in entries]
+    assert statuses == ["included"] * requests, [
+        (e.id, e.status, e.reason) for e in entries if e.status != "included"
+    ]
     checkpoints = read_checkpoints(cli.system())
     assert [cp.header.seq for cp in checkpoints] == list(range(1, len(checkpoints) + 1))
     seen = [
@@ -211,3 +233,56 @@ def test_rpc_outage_operator_waits_and_resumes(net, cli):
         operator.kill()
         operator.wait()
         proxy.pause()
+
+
+def test_batch_fills_posts_as_soon_as_n_fills_wait(net, cli):
+    """With --interval 600 --batch-fills 2 a checkpoint can only appear within the test's wait
+    because two fills were waiting."""
+    from isoperp.devnet import devnet_account
+    from isoperp.ledger.transitions import MarginTransfer, PlaceOrder
+    from isoperp.protocol.constants import TIF_IOC
+    from isoperp.protocol.signing import sign_request
+
+    cli("deploy", "--rpc", net.url)
+    for account in (1, 2):
+        cli("deposit", "1000", "--account", str(account))
+    cli("operator", "run", "--once")
+    system = cli.system()
+    alice, bob = devnet_account(1), devnet_account(2)
+    inbox = cli.inbox()
+    for who, account_id in ((alice, 0), (bob, 1)):
+        margin = MarginTransfer(account_id, 0, 500 * 10**6, 0, b"")
+        inbox.submit(sign_request(bytes(who.key), system.domain, margin))
+    cli("operator", "run", "--once")
+    operator = subprocess.Popen(
+        cli.args("operator", "run", "--interval", "600", "--batch-fills", "2", "--no-api"),
+        stdout=cli.log.open("a"),
+        stderr=subprocess.STDOUT,
+    )
+
+    def cross(nonce):
+        buy = PlaceOrder(1, 0, True, 600_000, 100, 0, 0, nonce, 0, b"")
+        sell = PlaceOrder(0, 0, False, 600_000, 100, TIF_IOC, 0, nonce, 0, b"")
+        inbox.submit(sign_request(bytes(bob.key), system.domain, buy))
+        inbox.submit(sign_request(bytes(alice.key), system.domain, sell))
+
+    try:
+        deadline = time.monotonic() + 60  # "operator running" follows its first (due) cycle
+        while "operator running" not in cli.log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        cross(1)
+        time.sleep(2)  # ten looks at the journal: one fill is not enough
+        assert len(read_checkpoints(system)) == 2
+        cross(2)
+        deadline = time.monotonic() + 60
+        while len(read_checkpoints(system)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        checkpoints = read_checkpoints(system)
+        assert len(checkpoints) == 3, cli.log.read_text()
+        kinds = [type(t).__name__ for t in checkpoints[-1].transitions]
+        assert kinds.count("Fill") == 2
+    finally:
+        operator.terminate()
+        operator.wait(timeout=30)
+        inbox.close()
+    assert "or 2 fills" in cli.log.read_text()

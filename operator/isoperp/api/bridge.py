@@ -27,7 +27,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from isoperp.api import views
 from isoperp.api.feed import Feed
@@ -47,6 +47,9 @@ from isoperp.ledger.transitions import Backstop, Deleverage, Fill, Liquidate
 from isoperp.protocol.header import ZERO32, CheckpointHeader
 from isoperp.protocol.signing import Domain
 from isoperp.service.inbox import Inbox
+
+if TYPE_CHECKING:
+    from isoperp.service.operator import OperatorService
 
 logger = logging.getLogger(__name__)
 
@@ -101,18 +104,17 @@ class OperatorBridge:
         self._monotonic = monotonic
         self._trades: deque[TradeView] = deque(maxlen=max_trades)
         self._finalized: set[int] = set()
-        self._seen_seq = 0
+        self._seen: dict[int, bytes] = {}  # seq -> header hash of the checkpoints published
         self._lock = threading.Lock()
         self._snap = _Snapshot(service.ledger)
 
     @classmethod
     def for_system(
-        cls, service: ServiceLike, system: Any, *, feed: Feed | None = None
+        cls, service: OperatorService, system: Any, *, feed: Feed | None = None
     ) -> OperatorBridge:
-        """A bridge that reads chain time, finality and the forced-request queue from ``system``
-        (an ``isoperp.chain.contracts.System``)."""
-        from isoperp.chain.l1 import read_forced_requests
-
+        """A bridge that reads chain time and finality from ``system`` (an
+        ``isoperp.chain.contracts.System``) and the forced-request queue from the service's chain
+        watcher (refreshes run on the operator's thread, between its polls)."""
         w3 = system.client.w3
         deadline = int(system.deployment.forced_deadline)
 
@@ -130,7 +132,7 @@ class OperatorBridge:
                     served=f.index < cursor,
                     deadline=f.timestamp + deadline,
                 )
-                for f in read_forced_requests(system)
+                for f in service.watcher.forced
             ]
 
         return cls(
@@ -191,7 +193,8 @@ class OperatorBridge:
         ledger = service.ledger
         chain_time = self._chain_time()
         posted = list(service.checkpoints)
-        new = [cp for cp in posted if cp.header.seq > self._seen_seq]
+        self._forget_reorged(posted)
+        new = [cp for cp in posted if cp.header.seq not in self._seen]
         events: list[tuple[str, Any]] = []
         trades = [t for cp in new for t in self._trades_of(ledger, cp)]
         with self._lock:
@@ -215,9 +218,23 @@ class OperatorBridge:
                 events.append(("book:" + views.market_meta(market)[0], views.payload(book)))
         forced = self._forced_reader(ledger, chain_time) if self._forced_reader else []
         self._snap = _Snapshot(ledger, checkpoints, books, forced, chain_time, self._monotonic())
-        if new:
-            self._seen_seq = new[-1].header.seq
+        self._seen.update((cp.header.seq, cp.header.hash) for cp in new)
         self.feed.publish_many(events)
+
+    def _forget_reorged(self, posted: Sequence[PostedCheckpoint]) -> None:
+        """After a reorg, what was published of checkpoints no longer on the chain (their trades,
+        finality) is forgotten; their replacements are published as new."""
+        hashes = {cp.header.seq: cp.header.hash for cp in posted}
+        gone = [seq for seq, h in self._seen.items() if hashes.get(seq) != h]
+        if not gone:
+            return
+        first = min(gone)
+        self._seen = {seq: h for seq, h in self._seen.items() if seq < first}
+        self._finalized = {seq for seq in self._finalized if seq < first}
+        with self._lock:
+            kept = [t for t in self._trades if t.seq < first]
+            self._trades.clear()
+            self._trades.extend(kept)
 
     def _checkpoint_views(
         self, posted: Sequence[PostedCheckpoint], chain_time: int

@@ -18,7 +18,15 @@ from isoperp.hashing import keccak256
 from isoperp.ledger.ledger import AppliedForcedExit, AppliedForcedWithdraw
 from isoperp.ledger.model import Account, Market, Position
 from isoperp.ledger.risk import escape_value
-from isoperp.ledger.transitions import Deposit, ForcedExit, ForcedWithdraw, Transition, Withdraw
+from isoperp.ledger.transitions import (
+    Deposit,
+    Fill,
+    ForcedExit,
+    ForcedWithdraw,
+    Liquidate,
+    Transition,
+    Withdraw,
+)
 from isoperp.protocol.batch import HEADER_BYTES, assemble_batch, encode_record
 from isoperp.protocol.constants import (
     FORCED_KIND_EXIT,
@@ -148,6 +156,7 @@ class BatchBuilder:
         self._deposit_prefix = previous.deposit_prefix_hash
         self._forced_cursor = previous.forced_cursor
         self._forced_prefix = previous.forced_prefix_hash
+        self._fills = 0
 
     def __len__(self) -> int:
         return len(self._records)
@@ -156,6 +165,12 @@ class BatchBuilder:
     def size(self) -> int:
         """Bytes of batch data so far."""
         return self._size
+
+    @property
+    def fills(self) -> int:
+        """Trades so far: FILL records and liquidations through the book (what a batch cadence of
+        "every N fills" counts)."""
+        return self._fills
 
     @property
     def withdrawal_count(self) -> int:
@@ -195,6 +210,8 @@ class BatchBuilder:
             if isinstance(t, ForcedWithdraw | ForcedExit):
                 self._forced_prefix = forced_prefix_step(self._forced_prefix, t)
                 self._forced_cursor = t.forced_index + 1
+        elif isinstance(t, Fill | Liquidate):
+            self._fills += 1
         elif isinstance(t, Deposit):
             self._deposit_prefix = deposit_prefix_step(self._deposit_prefix, t)
             self._deposit_cursor = t.deposit_index + 1

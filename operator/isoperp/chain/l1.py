@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
-from web3.contract.contract import ContractEvent
+from hexbytes import HexBytes
 
 from isoperp.batch.builder import withdrawal_leaf, withdrawals_tree
 from isoperp.chain.contracts import System
+from isoperp.chain.events import CheckpointLog, QueuedDeposit, QueuedForced
+from isoperp.chain.watcher import ChainWatcher
 from isoperp.errors import ProtocolError
 from isoperp.ledger.ledger import Ledger
 from isoperp.ledger.markets import DEVNET_MARKETS, DEVNET_ORACLE
@@ -22,34 +22,9 @@ from isoperp.ledger.transitions import Transition
 from isoperp.protocol.batch import decode_batch
 from isoperp.protocol.header import CheckpointHeader, WithdrawalLeaf
 
+__all__ = ["QueuedDeposit", "QueuedForced"]  # re-exported: the events of the queues
+
 logger = logging.getLogger(__name__)
-
-LOG_RANGE = 2_000  # blocks per eth_getLogs call
-
-
-@dataclass(frozen=True, slots=True)
-class QueuedDeposit:
-    index: int
-    owner: str
-    depositor: str
-    amount: int
-    timestamp: int
-    prefix_hash: bytes
-    block: int
-
-
-@dataclass(frozen=True, slots=True)
-class QueuedForced:
-    """An entry of the Settlement's forced-request queue (its ForcedRequested event)."""
-
-    index: int
-    kind: int  # 1 withdrawal, 2 exit
-    requester: str
-    account_id: int
-    market_id: int
-    amount: int
-    timestamp: int
-    prefix_hash: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,107 +43,53 @@ class PostedCheckpoint:
     slots: tuple[int | None, ...] = ()
 
 
-def iter_logs(
-    event: type[ContractEvent] | ContractEvent, from_block: int, to_block: int
-) -> Iterator[Any]:
-    """Logs of ``event`` in [from_block, to_block], fetched in bounded ranges."""
-    start = from_block
-    while start <= to_block:
-        end = min(start + LOG_RANGE - 1, to_block)
-        yield from event.get_logs(from_block=start, to_block=end)
-        start = end + 1
+def scan(system: System) -> ChainWatcher:
+    """A watcher that has read every event of the deployment up to the chain's head."""
+    watcher = ChainWatcher.for_system(system)
+    watcher.poll()
+    return watcher
 
 
 def read_deposits(system: System, *, from_index: int = 0) -> list[QueuedDeposit]:
     """Deposits with queue index >= ``from_index``, in queue order."""
-    head = system.client.w3.eth.block_number
-    out = []
-    for log in iter_logs(system.vault.events.Deposited, system.deployment.deploy_block, head):
-        a = log["args"]
-        if a["index"] < from_index:
-            continue
-        out.append(
-            QueuedDeposit(
-                a["index"],
-                a["owner"],
-                a["depositor"],
-                a["amount"],
-                a["timestamp"],
-                bytes(a["prefixHash"]),
-                log["blockNumber"],
-            )
-        )
-    out.sort(key=lambda d: d.index)
-    for expected, d in enumerate(out, start=from_index):
-        if d.index != expected:
-            raise ProtocolError(f"deposit {expected} missing from the vault's logs", code="gap")
-    return out
+    return scan(system).deposits[from_index:]
 
 
 def read_forced_requests(system: System, *, from_index: int = 0) -> list[QueuedForced]:
     """Forced requests with queue index >= ``from_index``, in queue order."""
-    head = system.client.w3.eth.block_number
-    out = []
-    event = system.settlement.events.ForcedRequested
-    for log in iter_logs(event, system.deployment.deploy_block, head):
-        a = log["args"]
-        if a["index"] < from_index:
-            continue
-        out.append(
-            QueuedForced(
-                a["index"],
-                a["kind"],
-                a["requester"],
-                a["accountId"],
-                a["marketId"],
-                a["amount"],
-                a["timestamp"],
-                bytes(a["prefixHash"]),
-            )
-        )
-    out.sort(key=lambda f: f.index)
-    for expected, f in enumerate(out, start=from_index):
-        if f.index != expected:
-            raise ProtocolError(f"forced request {expected} missing from the logs", code="gap")
-    return out
+    return scan(system).forced[from_index:]
 
 
 def read_checkpoints(system: System, *, from_seq: int = 1) -> list[PostedCheckpoint]:
     """Posted checkpoints with seq >= ``from_seq``, header and batch data decoded from calldata."""
-    w3 = system.client.w3
-    head = w3.eth.block_number
-    settlement = system.settlement
-    out = []
-    logs = iter_logs(settlement.events.CheckpointPosted, system.deployment.deploy_block, head)
-    for log in logs:
-        seq = log["args"]["seq"]
-        if seq < from_seq:
-            continue
-        tx = w3.eth.get_transaction(log["transactionHash"])
-        fn, params = settlement.decode_function_input(tx["input"])
-        if fn.fn_name != "postCheckpoint":
-            raise ProtocolError(
-                f"checkpoint {seq} was not posted by a direct postCheckpoint call", code="calldata"
-            )
-        raw = params["header"]
-        header = CheckpointHeader(*(raw.values() if isinstance(raw, dict) else raw))
-        if header.hash != bytes(log["args"]["checkpointHash"]):
-            raise ProtocolError(
-                f"checkpoint {seq}: calldata does not match the event", code="calldata"
-            )
-        data = bytes(params["batchData"])
-        out.append(
-            PostedCheckpoint(
-                header=header,
-                data=data,
-                transitions=tuple(decode_batch(data)),
-                tx_hash="0x" + bytes(log["transactionHash"]).hex(),
-                block=log["blockNumber"],
-                finalizes_at=log["args"]["finalizesAt"],
-            )
+    return [read_posted(system, log) for log in scan(system).checkpoints[max(from_seq, 1) - 1 :]]
+
+
+def read_posted(system: System, log: CheckpointLog) -> PostedCheckpoint:
+    """The checkpoint of a CheckpointPosted event: header and batch data decoded from the
+    calldata of its transaction (which must be a direct postCheckpoint call)
+    and checked against the event."""
+    tx = system.client.w3.eth.get_transaction(HexBytes(log.tx_hash))
+    fn, params = system.settlement.decode_function_input(tx["input"])
+    if fn.fn_name != "postCheckpoint":
+        raise ProtocolError(
+            f"checkpoint {log.seq} was not posted by a direct postCheckpoint call", code="calldata"
         )
-    out.sort(key=lambda c: c.header.seq)
-    return out
+    raw = params["header"]
+    header = CheckpointHeader(*(raw.values() if isinstance(raw, dict) else raw))
+    if header.hash != log.checkpoint_hash or header.seq != log.seq:
+        raise ProtocolError(
+            f"checkpoint {log.seq}: calldata does not match the event", code="calldata"
+        )
+    data = bytes(params["batchData"])
+    return PostedCheckpoint(
+        header=header,
+        data=data,
+        transitions=tuple(decode_batch(data)),
+        tx_hash="0x" + log.tx_hash.hex(),
+        block=log.block,
+        finalizes_at=log.finalizes_at,
+    )
 
 
 def genesis_ledger(system: System) -> Ledger:

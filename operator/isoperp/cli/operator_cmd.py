@@ -14,12 +14,14 @@ from isoperp.api.bridge import OperatorBridge
 from isoperp.api.server import DEFAULT_HOST, DEFAULT_PORT, ApiServer
 from isoperp.cli.context import CliState, resolve_signer
 from isoperp.errors import TransientChainError
+from isoperp.service.cadence import Cadence
 from isoperp.service.inbox import Inbox
 from isoperp.service.operator import CycleReport, OperatorService
 
 console = Console(soft_wrap=True)
 logger = logging.getLogger(__name__)
 MAX_BACKOFF_S = 30.0
+REFRESH_S = 1.0
 
 
 @click.group()
@@ -28,6 +30,8 @@ def operator() -> None:
 
 
 def _show(report: CycleReport, *, quiet_idle: bool = False) -> None:
+    if report.deferred:
+        return  # rebuilt from the same journal next time: its rejections are not final yet
     for request_id, reason in report.rejected:
         console.print(f"request {request_id} rejected: {reason}")
     if report.posted is None:
@@ -37,8 +41,8 @@ def _show(report: CycleReport, *, quiet_idle: bool = False) -> None:
     h = report.posted.header
     console.print(
         f"posted checkpoint [bold]#{h.seq}[/]: {report.deposits} deposit(s), "
-        f"{report.forced} forced request(s), "
-        f"{report.requests} request(s), {h.withdrawal_count} withdrawal(s), "
+        f"{report.forced} forced request(s), {report.requests} request(s), "
+        f"{report.fills} fill(s), {h.withdrawal_count} withdrawal(s), "
         f"{len(report.posted.data)} bytes, gas {report.gas_used}, root 0x{h.state_root.hex()[:16]}…"
     )
 
@@ -50,6 +54,13 @@ def _show(report: CycleReport, *, quiet_idle: bool = False) -> None:
     type=click.FloatRange(min=0.1),
     default=None,
     help="Seconds between cycles (runs until Ctrl-C).",
+)
+@click.option(
+    "--batch-fills",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="With --interval T: post as soon as N fills are waiting, else every T seconds.",
 )
 @click.option("--post-empty", is_flag=True, help="Post a checkpoint even with nothing to include.")
 @click.option(
@@ -80,6 +91,7 @@ def run(
     state: CliState,
     once: bool,
     interval: float | None,
+    batch_fills: int | None,
     post_empty: bool,
     serve_api: bool,
     api_host: str,
@@ -87,9 +99,17 @@ def run(
     account_index: int | None,
     key: str | None,
 ) -> None:
-    """Rebuild state from L1, then batch and post checkpoints (--once, or every --interval S)."""
+    """Rebuild state from L1, then batch and post checkpoints (--once, or every --interval S).
+
+    With --batch-fills N the cadence is "every N fills or S seconds": the operator looks every
+    0.2 s and posts as soon as the waiting orders make N fills (or a forced request is due, or the
+    batch is full), and otherwise S seconds after its last checkpoint. The chain is followed
+    block by block; a reorg that takes checkpoints away rolls the state back and posts their
+    requests again."""
     if once == (interval is not None):
         raise click.UsageError("give exactly one of --once or --interval S")
+    if batch_fills is not None and once:
+        raise click.UsageError("--batch-fills needs --interval S")
     signer = resolve_signer(account_index, key, default_index=0)
     system = state.system(signer)
     service = OperatorService(system, state.inbox())
@@ -106,13 +126,25 @@ def run(
         server = ApiServer(app, host=api_host, port=api_port).start()
         console.print(f"API on {server.url} (OpenAPI: {server.url}/docs)")
     bridge.refresh()
-    console.print(f"operator running every {interval}s (Ctrl-C to stop)")
+    cadence = Cadence(interval, batch_fills, post_empty)
+    announced = False
+    refreshed = time.monotonic()
     backoff = interval
     try:
         while True:
             try:
-                _show(service.run_once(post_empty=post_empty), quiet_idle=True)
-                bridge.refresh()
+                plan = cadence.plan()
+                report = service.run_once(post_empty=plan.post_empty, min_fills=plan.min_fills)
+                cadence.record(report)
+                _show(report, quiet_idle=True)
+                if report.posted is not None or time.monotonic() - refreshed >= REFRESH_S:
+                    bridge.refresh()  # the API's snapshot: after a post, else once a second
+                    refreshed = time.monotonic()
+                if not announced:  # after the first cycle: it posted what waited for a restart
+                    console.print(
+                        f"operator running: a checkpoint {cadence.describe()} (Ctrl-C to stop)"
+                    )
+                    announced = True
                 backoff = interval
             except (TransientChainError, requests.ConnectionError, requests.Timeout) as exc:
                 # Only transient failures are retried; everything else stops the operator.
@@ -124,7 +156,7 @@ def run(
                 logger.warning("chain unavailable, retrying in %.1fs: %s", backoff, exc)
                 time.sleep(backoff)
                 continue
-            time.sleep(interval)
+            time.sleep(cadence.tick)
     except KeyboardInterrupt:
         console.print("operator stopped")
     finally:

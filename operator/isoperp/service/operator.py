@@ -4,12 +4,22 @@ The operator keeps no private state it cannot rebuild: its ledger is the replay 
 checkpoint's batch data (read back from L1), so a restart loses nothing that was posted, and the
 inbox holds what was acknowledged but not yet posted. Posting is idempotent: before building, the
 cycle re-reads the chain, so a checkpoint that landed before a crash is replayed, not posted
-again."""
+again.
+
+The chain is followed by a ``ChainWatcher`` (incremental, bounded log ranges). When a reorg takes
+checkpoints off the chain, the ledger goes back to the newest one left (a kept snapshot, else a
+replay from genesis), the journal undoes what it decided on the dropped ones (their requests are
+pending again and go into the next checkpoint), and the signer's nonce is re-read. If a dropped
+checkpoint's transaction is back in the mempool, the operator waits for it instead of building a
+rival."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+
+from hexbytes import HexBytes
+from web3.exceptions import TransactionNotFound
 
 from isoperp.batch.builder import BatchBuilder, BatchFull, SealedBatch
 from isoperp.chain.contracts import System
@@ -17,11 +27,10 @@ from isoperp.chain.l1 import (
     PostedCheckpoint,
     genesis_ledger,
     latest_header,
-    read_checkpoints,
-    read_deposits,
-    read_forced_requests,
+    read_posted,
     replay,
 )
+from isoperp.chain.watcher import ChainWatcher, Reorg
 from isoperp.errors import ProtocolError, TransitionRejected
 from isoperp.exchange.engine import Engine, LiquidationReport
 from isoperp.ledger.ledger import Ledger
@@ -44,6 +53,8 @@ from isoperp.service.inbox import Inbox, InboxEntry
 
 FORCED_WITHDRAWAL = 1  # queue entry kinds of the Settlement contract (2: forced exit)
 FUNDING_INTERVAL = 60  # seconds between FUNDING records per market (dYdX: hourly)
+SNAPSHOTS = 8  # ledgers kept for the newest checkpoints (a shallow reorg needs no replay)
+UNDO_CHECKPOINTS = 1_024  # checkpoints whose journal changes stay undoable
 # (journal id, status, reason, checkpoint seq, withdrawal slot, filled size); None keeps the stored
 JournalChange = tuple[int, str, str | None, int | None, int | None, int | None]
 
@@ -55,6 +66,8 @@ class CycleReport:
     """What one cycle did."""
 
     posted: SealedBatch | None = None
+    deferred: bool = False  # work was there, but below the cadence's fill count: not posted yet
+    fills: int = 0
     gas_used: int = 0
     tx_hash: str = ""
     deposits: int = 0
@@ -69,25 +82,83 @@ class CycleReport:
 class OperatorService:
     """Builds and posts checkpoints for one deployment."""
 
-    def __init__(self, system: System, inbox: Inbox, *, serve_forced: bool = True) -> None:
+    def __init__(
+        self,
+        system: System,
+        inbox: Inbox,
+        *,
+        serve_forced: bool = True,
+        watcher: ChainWatcher | None = None,
+    ) -> None:
         self.system = system
         self.inbox = inbox
         self.serve_forced = serve_forced  # False only in drills: an operator that censors
+        self.watcher = watcher or ChainWatcher.for_system(system)
         self.ledger: Ledger = genesis_ledger(system)
         self.checkpoints: list[PostedCheckpoint] = []
+        self.reorgs = 0
+        self._snapshots: dict[int, Ledger] = {0: self.ledger}  # seq -> ledger after it
+        self._awaiting: list[bytes] = []  # dropped checkpoint txs that may be mined again
 
     def sync(self) -> None:
-        """Replays checkpoints posted since the last sync (all of them on the first call). The
-        replay runs on a copy that then replaces ``ledger`` and ``checkpoints`` in one step, so a
-        reader in another thread (the API) never sees a half-applied batch."""
-        next_seq = self.checkpoints[-1].header.seq + 1 if self.checkpoints else 1
-        new = read_checkpoints(self.system, from_seq=next_seq)
-        if not new:
+        """Follows the chain: undoes what a reorg took away, then replays checkpoints posted since
+        the last sync (all of them on the first call). The replay runs on a copy that then replaces
+        ``ledger`` and ``checkpoints`` in one step, so a reader in another thread (the API) never
+        sees a half-applied batch."""
+        update = self.watcher.poll()
+        if update.reorg is not None and update.reorg.checkpoints:
+            self._roll_back(update.reorg)
+        logs = self.watcher.checkpoints[len(self.checkpoints) :]
+        if not logs:
             return
         ledger = self.ledger.copy()
-        new = [replay(ledger, cp) for cp in new]
+        new = [replay(ledger, read_posted(self.system, log)) for log in logs]
         self.ledger, self.checkpoints = ledger, [*self.checkpoints, *new]
+        last = new[-1].header.seq
+        self._snapshots[last] = ledger
+        for seq in [q for q in self._snapshots if q <= last - SNAPSHOTS and q != 0]:
+            del self._snapshots[seq]
         self._reconcile(new)
+
+    def _roll_back(self, reorg: Reorg) -> None:
+        """The chain no longer holds checkpoints ``reorg.checkpoints``: back to the newest one it
+        still has, in the ledger and in the journal."""
+        first = min(reorg.checkpoint_seqs)
+        keep = [cp for cp in self.checkpoints if cp.header.seq < first]
+        ledger = self._snapshots.get(first - 1)
+        if ledger is None:
+            ledger = genesis_ledger(self.system)
+            keep = [replay(ledger, cp) for cp in keep]
+        self._snapshots = {q: led for q, led in self._snapshots.items() if q < first}
+        self._snapshots[first - 1] = ledger
+        self.ledger, self.checkpoints = ledger, keep
+        restored = self.inbox.rollback(first)
+        self.system.client.resync_nonce()
+        self._awaiting = [c.tx_hash for c in reorg.checkpoints]
+        self.reorgs += 1
+        logger.warning(
+            "reorg: checkpoint(s) %s left the chain; ledger back at #%d, %d journal change(s) "
+            "undone",
+            list(reorg.checkpoint_seqs),
+            first - 1,
+            restored,
+        )
+
+    def _rival_pending(self) -> bool:
+        """Whether a checkpoint transaction that a reorg dropped is back in the mempool: building
+        a new checkpoint now would race it (same seq), so the cycle waits for it to be mined."""
+        waiting = []
+        for tx_hash in self._awaiting:
+            try:
+                tx = self.system.client.w3.eth.get_transaction(HexBytes(tx_hash))
+            except TransactionNotFound:
+                continue
+            if tx.get("blockNumber") is None:
+                waiting.append(tx_hash)
+        self._awaiting = waiting
+        if waiting:
+            logger.info("waiting for %d re-queued checkpoint transaction(s)", len(waiting))
+        return bool(waiting)
 
     def _reconcile(self, new: list[PostedCheckpoint]) -> None:
         """After a crash between posting a checkpoint and updating the journal, pending entries
@@ -106,7 +177,7 @@ class OperatorService:
                 found.append(change)
         if found:
             logger.info("%d journal entries were already on L1; marked as L1 has them", len(found))
-            self.inbox.update(found)
+            self.inbox.update(found, base_seq=new[-1].header.seq)
 
     def _on_chain_status(
         self, entry: InboxEntry, on_chain: dict[tuple[int, int, bytes], tuple[int, int | None]]
@@ -133,10 +204,17 @@ class OperatorService:
             return (entry.id, status, None, None, None, leaf.filled)
         return None
 
-    def run_once(self, *, post_empty: bool = False) -> CycleReport:
-        """Syncs, then posts one checkpoint if there is anything to include (or ``post_empty``)."""
+    def run_once(self, *, post_empty: bool = False, min_fills: int = 0) -> CycleReport:
+        """Syncs, then posts one checkpoint if there is anything to include (or ``post_empty``).
+
+        ``min_fills`` (a cadence of "every N fills or T seconds", between the T-second cycles):
+        post only if the batch holds at least that many fills, serves a forced request or is
+        full; otherwise nothing is posted or journaled (``deferred``) and the next cycle rebuilds
+        the batch from the same journal."""
         self.sync()
         report = CycleReport()
+        if self._awaiting and self._rival_pending():
+            return report
         previous = latest_header(self.system, self.checkpoints)
         work = self.ledger.copy()
         builder = BatchBuilder(work, previous)
@@ -147,10 +225,14 @@ class OperatorService:
         self._add_deposits(builder, work, previous.deposit_cursor, report)
         if self.serve_forced:
             self._add_forced(builder, cycle, previous.forced_cursor, report)
-        self._add_requests(cycle, report)
+        full = self._add_requests(cycle, report)
         cycle.finish(report)
+        report.fills = builder.fills
+        if len(builder) and builder.fills < min_fills and not (report.forced or full):
+            report.deferred = True
+            return report
         if not len(builder) and not post_empty:
-            self.inbox.update(cycle.journal_changes(seq=None))
+            self.inbox.update(cycle.journal_changes(seq=None), base_seq=previous.seq)
             logger.info("nothing to post")
             return report
         sealed = builder.seal(timestamp=now)
@@ -163,7 +245,9 @@ class OperatorService:
         report.posted = sealed
         report.gas_used = int(receipt["gasUsed"])
         report.tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
-        self.inbox.update(cycle.journal_changes(seq=sealed.header.seq))
+        self.inbox.update(cycle.journal_changes(seq=sealed.header.seq), base_seq=sealed.header.seq)
+        if sealed.header.seq % 64 == 0:
+            self.inbox.forget_undo(sealed.header.seq - UNDO_CHECKPOINTS)
         self.sync()  # adopt the posted checkpoint exactly as L1 has it
         if self.ledger.state_root != sealed.header.state_root:
             raise ProtocolError("posted checkpoint did not replay to its own root", code="diverged")
@@ -179,7 +263,7 @@ class OperatorService:
     def _add_deposits(
         self, builder: BatchBuilder, work: Ledger, cursor: int, report: CycleReport
     ) -> None:
-        for d in read_deposits(self.system, from_index=cursor):
+        for d in self.watcher.deposits[cursor:]:
             existing = work.account_id_of(d.owner)
             account_id = existing if existing is not None else work.exchange.next_account_id
             try:
@@ -195,7 +279,7 @@ class OperatorService:
         """Serves the forced-request queue in order from ``cursor``: before anything else in the
         batch, since a checkpoint that leaves a request past its deadline is rejected on-chain.
         Invalid requests are served too (the ledger makes them no-ops)."""
-        for f in read_forced_requests(self.system, from_index=cursor):
+        for f in self.watcher.forced[cursor:]:
             request: ForcedWithdraw | ForcedExit
             if f.kind == FORCED_WITHDRAWAL:
                 request = ForcedWithdraw(f.index, f.account_id, f.requester, f.amount, f.timestamp)
@@ -210,18 +294,20 @@ class OperatorService:
             if isinstance(request, ForcedExit) and not getattr(result, "noop", None):
                 cycle.drop_orders(request.account_id, request.market_id, "forced_exit")
 
-    def _add_requests(self, cycle: _Cycle, report: CycleReport) -> None:
+    def _add_requests(self, cycle: _Cycle, report: CycleReport) -> bool:
+        """Takes pending requests in journal order; True if the batch filled up."""
         for entry in self.inbox.pending():
             try:
                 cycle.take(entry)
             except BatchFull:
-                break
+                return True
             except TransitionRejected as exc:
                 logger.info("request %d rejected: %s", entry.id, exc.message)
                 cycle.reject(entry, exc.reason)
                 report.rejected.append((entry.id, exc.reason))
                 continue
             report.requests += 1
+        return False
 
 
 class _Cycle:
