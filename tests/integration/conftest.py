@@ -43,11 +43,22 @@ def narrator():
     return Collector([], [])
 
 
-@pytest.fixture
-def system(rpc_url):
+def deploy_on(rpc_url):
     client = ChainClient(connect(rpc_url), devnet_account(0))
     deployment = deploy_system(Web3Deployer(client), DeployParams(), rpc_url=rpc_url)
     return System(client, deployment)
+
+
+@pytest.fixture
+def system(rpc_url):
+    return deploy_on(rpc_url)
+
+
+@pytest.fixture
+def own_system(net):
+    """A deployment on a devnet of the test's own (tests that reorganise the chain: the session's
+    anvil is shared with ape's snapshot/revert isolation)."""
+    return deploy_on(net.url)
 
 
 @pytest.fixture
@@ -76,3 +87,16 @@ def run(tmp_path, rpc_url):
     invoke("deploy", "--rpc", rpc_url)
     invoke.deployment = deployment
     return invoke
+
+
+@pytest.fixture
+def net(tmp_path):
+    """A devnet of the test's own (for tests that stop mining, kill processes or cut the RPC)."""
+    from chain_fixtures import free_port
+
+    from isoperp.devnet import Devnet
+
+    devnet = Devnet(port=free_port(), state_dir=tmp_path / "anvil")
+    devnet.up()
+    yield devnet
+    devnet.down()

@@ -1,30 +1,15 @@
 """The batch cadence "every N fills or T seconds": below N fills a cycle defers (nothing posted,
 nothing journaled, rebuilt next time); N fills, a forced request or a due cycle post."""
 
-from chain_fixtures import signed_withdraw
+from chain_fixtures import signed_withdraw, two_traders
 
 from isoperp.chain.client import ChainClient
-from isoperp.demo import USDC, _deposit
-from isoperp.devnet import devnet_account
-from isoperp.ledger.transitions import MarginTransfer, PlaceOrder
+from isoperp.demo import USDC
+from isoperp.ledger.transitions import PlaceOrder
 from isoperp.protocol.constants import TIF_IOC
 from isoperp.protocol.signing import sign_request
-from isoperp.service.operator import OperatorService
 
 PRICE = 600_000
-
-
-def traders(system, inbox):
-    alice, bob = devnet_account(1), devnet_account(2)
-    for who in (alice, bob):
-        _deposit(system, who, 10_000 * USDC)
-    service = OperatorService(system, inbox)
-    service.run_once()
-    for who, account_id in ((alice, 0), (bob, 1)):
-        margin = MarginTransfer(account_id, 0, 2_000 * USDC, 0, b"")
-        inbox.submit(sign_request(bytes(who.key), system.domain, margin))
-    service.run_once()
-    return service, alice, bob
 
 
 def cross(system, inbox, alice, bob, nonce):
@@ -35,7 +20,7 @@ def cross(system, inbox, alice, bob, nonce):
 
 
 def test_below_n_fills_the_cycle_defers_and_posts_nothing(system, inbox):
-    service, alice, bob = traders(system, inbox)
+    service, alice, bob = two_traders(system, inbox)
     seq = service.checkpoints[-1].header.seq
     cross(system, inbox, alice, bob, 1)
     report = service.run_once(min_fills=2)
@@ -50,7 +35,7 @@ def test_below_n_fills_the_cycle_defers_and_posts_nothing(system, inbox):
 
 
 def test_a_due_cycle_posts_whatever_it_has(system, inbox):
-    service, alice, _ = traders(system, inbox)
+    service, alice, _ = two_traders(system, inbox)
     inbox.submit(signed_withdraw(system, alice, 0, 5 * USDC, 1))
     assert service.run_once(min_fills=10).deferred  # a withdrawal alone waits for T
     report = service.run_once()  # T elapsed: the cycle is due
@@ -58,7 +43,7 @@ def test_a_due_cycle_posts_whatever_it_has(system, inbox):
 
 
 def test_a_forced_request_is_posted_without_waiting_for_fills(system, inbox):
-    service, alice, bob = traders(system, inbox)
+    service, alice, bob = two_traders(system, inbox)
     cross(system, inbox, alice, bob, 1)
     fee = system.settlement.functions.forcedRequestFee().call()
     fn = system.settlement.functions.requestForcedWithdrawal(0, 1 * USDC)

@@ -3,7 +3,7 @@
 import contextlib
 from itertools import pairwise
 
-from chain_fixtures import signed_withdraw
+from chain_fixtures import signed_withdraw, two_traders
 
 from isoperp.batch.builder import deposit_prefix_step
 from isoperp.chain.l1 import read_checkpoints, read_deposits, rebuild
@@ -102,19 +102,11 @@ def test_forged_withdrawal_signature_rejected(system, inbox):
 def test_crash_after_posting_fills_reconciles_orders(system, inbox):
     """Orders whose fills reached L1 before a crash are marked as L1 has them on restart:
     the resting maker stays open with its filled size, the taker is filled, nothing reposted."""
-    from isoperp.ledger.transitions import MarginTransfer, PlaceOrder
+    from isoperp.ledger.transitions import PlaceOrder
     from isoperp.protocol.constants import TIF_IOC
     from isoperp.protocol.signing import sign_request
 
-    alice, bob = devnet_account(1), devnet_account(2)
-    _deposit(system, alice, 10_000 * USDC)
-    _deposit(system, bob, 10_000 * USDC)
-    service = OperatorService(system, inbox)
-    service.run_once()
-    for who, account_id in ((alice, 0), (bob, 1)):
-        margin = MarginTransfer(account_id, 0, 2_000 * USDC, 0, b"")
-        inbox.submit(sign_request(bytes(who.key), system.domain, margin))
-    service.run_once()
+    service, alice, bob = two_traders(system, inbox)
     sell = PlaceOrder(0, 0, False, 600_000, 10_000, 0, 0, 1, 0, b"")
     buy = PlaceOrder(1, 0, True, 600_000, 4_000, TIF_IOC, 0, 1, 0, b"")
     inbox.submit(sign_request(bytes(alice.key), system.domain, sell))

@@ -2,7 +2,6 @@
 version is mined ends the wait, the nonce advances once and the call takes effect once. Past the
 deadline the client gives up with TransientChainError and resyncs its nonce."""
 
-import socket
 import threading
 import time
 
@@ -12,25 +11,11 @@ from web3.exceptions import TransactionNotFound
 
 from isoperp.chain.artifacts import load_artifacts
 from isoperp.chain.client import ChainClient, connect
-from isoperp.devnet import Devnet, devnet_account, rpc
+from isoperp.devnet import devnet_account, rpc
 from isoperp.errors import TransientChainError
 
 AMOUNT = 1_000_000
 WAIT_S = 60  # generous bound on every wait; the tests never assert on timing
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def net(tmp_path):
-    devnet = Devnet(port=free_port(), state_dir=tmp_path / "anvil")
-    devnet.up()
-    yield devnet
-    devnet.down()
 
 
 def make_client(url: str, **settings) -> tuple[ChainClient, list[bytes]]:

@@ -12,30 +12,16 @@ import time
 from pathlib import Path
 
 import pytest
+from chain_fixtures import free_port
 
 from isoperp.chain.client import ChainClient, connect
 from isoperp.chain.contracts import System
 from isoperp.chain.deployment import Deployment
 from isoperp.chain.l1 import read_checkpoints
-from isoperp.devnet import Devnet
 from isoperp.ledger.transitions import Withdraw
 from isoperp.service.inbox import Inbox
 
 ISOPERP = str(Path(sys.executable).with_name("isoperp"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def net(tmp_path):
-    devnet = Devnet(port=free_port(), state_dir=tmp_path / "anvil")
-    devnet.up()
-    yield devnet
-    devnet.down()
 
 
 class Cli:
@@ -78,7 +64,9 @@ def cli(tmp_path):
     return Cli(tmp_path)
 
 
-def test_crash_between_send_and_receipt_neither_reposts_nor_skips(net, cli):
+def crash_after_sending_a_withdrawal(net, cli):
+    """Deploys, credits account 1, journals a withdrawal and kills the operator right after it
+    sent the checkpoint holding it (before the receipt and the journal update)."""
     cli("deploy", "--rpc", net.url)
     cli("deposit", "100", "--account", "1")
     cli("operator", "run", "--once")
@@ -87,6 +75,10 @@ def test_crash_between_send_and_receipt_neither_reposts_nor_skips(net, cli):
         "operator", "run", "--once", env={"ISOPERP_FAILPOINT": "after_send:post"}, check=False
     )
     assert crashed.returncode == 137
+
+
+def test_crash_between_send_and_receipt_neither_reposts_nor_skips(net, cli):
+    crash_after_sending_a_withdrawal(net, cli)
     assert len(read_checkpoints(cli.system())) == 2  # the checkpoint reached the chain
     inbox = cli.inbox()
     assert [e.status for e in inbox.all()] == ["pending"]  # ...the journal never heard of it
@@ -103,14 +95,7 @@ def test_crash_between_send_and_receipt_neither_reposts_nor_skips(net, cli):
 def test_withdrawal_signed_in_the_crash_window_gets_the_next_nonce(net, cli):
     """A withdrawal requested while the journal still says "pending" for one that reached L1 (the
     operator died before updating it) takes the nonce after it, not one beyond."""
-    cli("deploy", "--rpc", net.url)
-    cli("deposit", "100", "--account", "1")
-    cli("operator", "run", "--once")
-    cli("withdraw", "40", "--account", "1")
-    crashed = cli(
-        "operator", "run", "--once", env={"ISOPERP_FAILPOINT": "after_send:post"}, check=False
-    )
-    assert crashed.returncode == 137
+    crash_after_sending_a_withdrawal(net, cli)
     assert "(nonce 1)" in cli("withdraw", "10", "--account", "1").stdout
     cli("operator", "run", "--once")
     inbox = cli.inbox()
@@ -215,7 +200,9 @@ def test_rpc_outage_operator_waits_and_resumes(net, cli):
     try:
         cli("deposit", "50", "--account", "1")
         deadline = time.monotonic() + 20
-        while len(read_checkpoints(direct)) < 1 and time.monotonic() < deadline:
+        # The cycle is over (receipt in, journal updated) once it says so: the outage then hits
+        # the loop, not the receipt poll (which rides out short outages by itself).
+        while "posted checkpoint #1" not in cli.log.read_text() and time.monotonic() < deadline:
             time.sleep(0.2)
         assert len(read_checkpoints(direct)) == 1
         proxy.pause()

@@ -2,13 +2,13 @@
 and journal back, re-includes what the dropped checkpoint held, and never posts a rival of a
 checkpoint that comes back."""
 
-from chain_fixtures import signed_withdraw
+from chain_fixtures import signed_withdraw, two_traders
 
 from isoperp.chain.l1 import rebuild
 from isoperp.chain.watcher import ChainWatcher
 from isoperp.demo import USDC, _deposit
 from isoperp.devnet import devnet_account, rpc
-from isoperp.ledger.transitions import MarginTransfer, PlaceOrder
+from isoperp.ledger.transitions import PlaceOrder
 from isoperp.protocol.constants import TIF_IOC
 from isoperp.protocol.signing import sign_request
 from isoperp.service.operator import OperatorService
@@ -31,7 +31,8 @@ def assert_matches_l1(service, system):
     assert [c.header.hash for c in service.checkpoints] == [c.header.hash for c in checkpoints]
 
 
-def test_watcher_follows_a_reorg_on_anvil(system):
+def test_watcher_follows_a_reorg_on_anvil(own_system):
+    system = own_system
     alice = devnet_account(1)
     watcher = ChainWatcher.for_system(system, log_range=3)
     _deposit(system, alice, 1 * USDC)
@@ -45,7 +46,8 @@ def test_watcher_follows_a_reorg_on_anvil(system):
     assert [(d.index, d.amount) for d in watcher.poll().deposits] == [(1, 3 * USDC)]
 
 
-def test_dropped_checkpoint_is_rolled_back_and_its_withdrawal_posted_again(system, inbox):
+def test_dropped_checkpoint_is_rolled_back_and_its_withdrawal_posted_again(own_system, inbox):
+    system = own_system
     alice = devnet_account(1)
     _deposit(system, alice, 100 * USDC)
     service = OperatorService(system, inbox)
@@ -70,7 +72,8 @@ def test_dropped_checkpoint_is_rolled_back_and_its_withdrawal_posted_again(syste
     assert service.run_once().posted is None  # nothing left to post
 
 
-def test_checkpoint_mined_again_after_a_reorg_is_adopted_not_rivalled(system, inbox):
+def test_checkpoint_mined_again_after_a_reorg_is_adopted_not_rivalled(own_system, inbox):
+    system = own_system
     alice = devnet_account(1)
     _deposit(system, alice, 100 * USDC)
     service = OperatorService(system, inbox)
@@ -94,16 +97,9 @@ def test_checkpoint_mined_again_after_a_reorg_is_adopted_not_rivalled(system, in
     assert service.run_once().posted.header.seq == 3
 
 
-def test_reorged_fills_are_matched_again(system, inbox):
-    alice, bob = devnet_account(1), devnet_account(2)
-    _deposit(system, alice, 10_000 * USDC)
-    _deposit(system, bob, 10_000 * USDC)
-    service = OperatorService(system, inbox)
-    service.run_once()
-    for who, account_id in ((alice, 0), (bob, 1)):
-        margin = MarginTransfer(account_id, 0, 2_000 * USDC, 0, b"")
-        inbox.submit(sign_request(bytes(who.key), system.domain, margin))
-    service.run_once()
+def test_reorged_fills_are_matched_again(own_system, inbox):
+    system = own_system
+    service, alice, bob = two_traders(system, inbox)
     sell = PlaceOrder(0, 0, False, 600_000, 10_000, 0, 0, 1, 0, b"")
     buy = PlaceOrder(1, 0, True, 600_000, 4_000, TIF_IOC, 0, 1, 0, b"")
     inbox.submit(sign_request(bytes(alice.key), system.domain, sell))
@@ -120,7 +116,8 @@ def test_reorged_fills_are_matched_again(system, inbox):
     assert_matches_l1(service, system)
 
 
-def test_reorg_that_drops_a_deposit_and_its_checkpoint(system, inbox):
+def test_reorg_that_drops_a_deposit_and_its_checkpoint(own_system, inbox):
+    system = own_system
     alice, bob = devnet_account(1), devnet_account(2)
     _deposit(system, alice, 100 * USDC)
     service = OperatorService(system, inbox)

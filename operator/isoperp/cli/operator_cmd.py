@@ -102,10 +102,10 @@ def run(
     """Rebuild state from L1, then batch and post checkpoints (--once, or every --interval S).
 
     With --batch-fills N the cadence is "every N fills or S seconds": the operator looks every
-    0.2 s and posts as soon as the waiting orders make N fills (or a forced request is due, or the
-    batch is full), and otherwise S seconds after its last checkpoint. The chain is followed
-    block by block; a reorg that takes checkpoints away rolls the state back and posts their
-    requests again."""
+    0.2 s and posts as soon as the waiting orders make N fills (or a forced request waits, or the
+    batch is full), otherwise S seconds after the batch opened. The chain is followed block by
+    block; a reorg that takes checkpoints away rolls the state back and posts their requests
+    again; a transaction not mined in 15 s is replaced with higher fees (docs/OPERATIONS.md)."""
     if once == (interval is not None):
         raise click.UsageError("give exactly one of --once or --interval S")
     if batch_fills is not None and once:
