@@ -4,6 +4,8 @@ checkpoint that comes back."""
 
 from chain_fixtures import signed_withdraw, two_traders
 
+from isoperp.chain.client import ChainClient, connect
+from isoperp.chain.contracts import System
 from isoperp.chain.l1 import rebuild
 from isoperp.chain.watcher import ChainWatcher
 from isoperp.demo import USDC, _deposit
@@ -130,3 +132,25 @@ def test_reorg_that_drops_a_deposit_and_its_checkpoint(own_system, inbox):
     assert service.ledger.account_id_of(bob.address) is None
     assert len(service.checkpoints) == 1
     assert_matches_l1(service, system)
+
+
+def test_reorg_while_the_operator_is_down_reposts_on_restart(own_system, inbox):
+    system = own_system
+    alice = devnet_account(1)
+    _deposit(system, alice, 100 * USDC)
+    service = OperatorService(system, inbox)
+    service.run_once()
+    inbox.submit(signed_withdraw(system, alice, 0, 40 * USDC, 0))
+    assert service.run_once().posted.header.seq == 2
+    del service  # the operator stops; checkpoint 2 leaves the chain while it is down
+    reorg(system, 1)
+    system = System(
+        ChainClient(connect(system.deployment.rpc_url), devnet_account(0)), system.deployment
+    )
+    restarted = OperatorService(system, inbox)  # a new process: fresh client, fresh watcher
+    report = restarted.run_once()
+    assert report.posted is not None and report.posted.header.seq == 2 and report.requests == 1
+    (entry,) = inbox.all()
+    assert (entry.status, entry.seq) == ("included", 2)
+    assert restarted.ledger.account(0).collateral == 60 * USDC
+    assert_matches_l1(restarted, system)

@@ -105,9 +105,12 @@ class OperatorService:
         the last sync (all of them on the first call). The replay runs on a copy that then replaces
         ``ledger`` and ``checkpoints`` in one step, so a reader in another thread (the API) never
         sees a half-applied batch."""
+        first_sync = self.watcher.cursor < self.watcher.deploy_block
         update = self.watcher.poll()
         if update.reorg is not None and update.reorg.checkpoints:
             self._roll_back(update.reorg)
+        if first_sync:
+            self._undo_beyond_chain()
         logs = self.watcher.checkpoints[len(self.checkpoints) :]
         if not logs:
             return
@@ -143,6 +146,19 @@ class OperatorService:
             first - 1,
             restored,
         )
+
+    def _undo_beyond_chain(self) -> None:
+        """At start: journal changes decided on checkpoints the chain does not hold (a reorg while
+        the operator was down, or a crash in the middle of a rollback) are undone, so their
+        requests are posted again instead of staying "included" in a checkpoint that is gone."""
+        restored = self.inbox.rollback(len(self.watcher.checkpoints) + 1)
+        if restored:
+            logger.warning(
+                "the chain ends at checkpoint #%d: %d journal change(s) decided on later ones "
+                "undone",
+                len(self.watcher.checkpoints),
+                restored,
+            )
 
     def _rival_pending(self) -> bool:
         """Whether a checkpoint transaction that a reorg dropped is back in the mempool: building
