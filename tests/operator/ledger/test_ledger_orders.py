@@ -5,17 +5,20 @@ insurance account's unsigned, reduce-only orders."""
 from __future__ import annotations
 
 import dataclasses
+import typing
 
 import pytest
 
 from isoperp.ledger.ledger import AppliedOrder, AppliedOrderClosed
 from isoperp.ledger.markets import BTC_USD
 from isoperp.ledger.model import Order
-from isoperp.ledger.transitions import Fill, OrderDone, PlaceOrder
+from isoperp.ledger.transitions import Fill, OrderDone, PlaceOrder, SignedRequest, Transition
+from isoperp.protocol.batch import decode_batch, encode_batch, encode_record
 from isoperp.protocol.constants import (
     FLAG_POST_ONLY,
     FLAG_REDUCE_ONLY,
     INSURANCE_ACCOUNT,
+    RECORD_ORDER,
     TIF_FOK,
     TIF_GTC,
     TIF_IOC,
@@ -288,4 +291,17 @@ def test_order_done_malformed_fields_reject(h, t: OrderDone) -> None:
 
 
 def test_place_order_is_a_transition_type(h) -> None:
-    assert isinstance(h.order_tx(h.funded(1), True, 1, 1), PlaceOrder)
+    """ORDER is a member of the Transition union, a signed request, has a planner in the ledger
+    (``apply`` and ``validate`` register the order through the generic dispatch) and a record in
+    the batch codec (type 0x05, decoded back to the same PlaceOrder)."""
+    assert PlaceOrder in typing.get_args(Transition)
+    assert PlaceOrder in typing.get_args(SignedRequest)
+    u = h.funded(1_000_000)
+    t = h.order_tx(u, True, 600_000, 5, nonce=7)
+    assert encode_record(t)[0] == RECORD_ORDER
+    (decoded,) = decode_batch(encode_batch([t]))
+    assert decoded == t
+    preview = h.ledger.validate(decoded)
+    applied = h.ledger.apply(decoded)
+    assert isinstance(applied, AppliedOrder) and applied == preview
+    assert h.ledger.order(u.account_id, 7) == applied.order

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from isoperp.ledger.ledger import AppliedMarginTransfer, AppliedWithdraw, Ledger, rebuild_root
+from isoperp.ledger.ledger import AppliedMarginTransfer, AppliedWithdraw, rebuild_root
 from isoperp.ledger.markets import BTC_USD, ETH_USD
 from isoperp.ledger.model import Account, Position
 from isoperp.ledger.transitions import MarginTransfer, Withdraw
@@ -296,7 +296,27 @@ def test_margin_out_open_short_imr_boundary(h) -> None:
     assert h.ledger.position(maker.account_id, 0).quote == 6_300_000_000
 
 
-def test_apply_non_transition_raises_type_error(h) -> None:
-    with pytest.raises(TypeError):
-        h.ledger.apply("deposit")
-    assert isinstance(h.ledger, Ledger)
+@pytest.mark.parametrize(
+    "thing",
+    [
+        "deposit",
+        None,
+        b"\x01",
+        BTC_USD,  # a leaf, not a transition
+        Account(0, "0x" + "11" * 20, 1, 0),
+    ],
+)
+def test_apply_non_transition_raises_type_error(h, thing: object) -> None:
+    """Neither ``apply`` nor ``validate`` touches the state for something that is not a
+    transition: the root and every leaf stay as they were."""
+    maker, taker = h.funded(10**10, 10**9), h.funded(10**10, 10**9)
+    h.fill(maker, taker, 10, 600_000)
+    h.place(maker, True, 590_000, 3)
+    before = h.snapshot()
+    assert len(before[1]) > 8  # markets, exchange, accounts, positions and orders
+    with pytest.raises(TypeError, match="not a transition"):
+        h.ledger.apply(thing)  # type: ignore[call-overload]
+    h.assert_unchanged(before)
+    with pytest.raises(TypeError, match="not a transition"):
+        h.ledger.validate(thing)  # type: ignore[call-overload]
+    h.assert_unchanged(before)

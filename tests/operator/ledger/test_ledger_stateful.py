@@ -3,11 +3,13 @@ liquidations, backstops, deleveraging and forced requests (withdrawals and exits
 by owners and by strangers, for unknown accounts and markets) against the ledger's invariants.
 
 After every step: conservation (liabilities + pending funding + dust == deposits - withdrawals,
-with 0 <= dust <= funding settlements + open positions), no negative collateral, per-market sizes
-sum to zero, open interest == sum of longs, no empty position leaves, every order's ``filled``
-equals the lots the accepted fills gave it and never exceeds its size, stored leaf bytes ==
-encodings of the model objects, and the incremental root == the root of a tree rebuilt from
-scratch. Every rejected step must leave the root and every leaf byte unchanged. A liquidation,
+with 0 <= dust <= funding settlements + open positions), per-market sizes sum to zero, open
+interest == sum of longs, no empty position leaves, a flat position leaf holds a positive quote
+and no basis, an open one a basis of its size's sign, the insurance account no collateral, every
+registered order's ``filled`` equals the lots the accepted fills gave it, every other order slot
+is a tombstone, the forced cursor counts the served requests, stored leaf bytes == encodings of
+the model objects and decode back to them, and the incremental root == the root of a tree rebuilt
+from scratch. Every rejected step must leave the root and every leaf byte unchanged. A liquidation,
 backstop or deleverage must not change any account or position leaf but those of the liquidated
 account, its maker or counterparty, and the insurance account; a forced request none but those of
 its account and the insurance account. Forced requests are never rejected in queue order, and
@@ -43,6 +45,7 @@ from isoperp.ledger.ledger import (
     rebuild_root,
 )
 from isoperp.ledger.markets import BTC_USD, ETH_USD
+from isoperp.ledger.model import Order
 from isoperp.ledger.transitions import (
     Backstop,
     Deleverage,
@@ -63,7 +66,7 @@ from isoperp.protocol.constants import (
     STATE_TREE_DEPTH,
     ZERO_ADDRESS,
 )
-from isoperp.protocol.leaves import account_index, encode_leaf, index_of
+from isoperp.protocol.leaves import account_index, decode_leaf, encode_leaf, index_of
 from isoperp.tree.merkle import SparseMerkleTree, hash_leaf
 
 # A third market that exercises the rounding paths: negative notional exponent (floors), a price
@@ -674,15 +677,30 @@ class LedgerMachine(RuleBasedStateMachine):
             STATE_TREE_DEPTH, ((i, hash_leaf(data)) for i, data in stored.items())
         )
         assert rebuilt.root == ledger.state_root == rebuild_root(models)
+        # The tree's leaves decode (canonical words, leaf bounds) back to the model objects at
+        # their own index: what a reader of the leaves (a proof, an escape) sees is the model.
+        by_index = {index_of(leaf): leaf for leaf in models}
+        for index, data in stored.items():
+            decoded = decode_leaf(data)
+            assert index_of(decoded) == index and decoded == by_index[index]
         for account in ledger.accounts():
-            assert account.collateral >= 0
             assert ledger.account_id_of(account.owner) == account.account_id
+        # Balance bounds of PROTOCOL 2 and 3.2 the leaf constructors do not enforce.
+        assert ledger.account(INSURANCE_ACCOUNT).collateral == 0  # its capital is the fund
+        assert ledger.exchange.forced_cursor == len(self.served)
+        for p in positions:
+            if p.size == 0:  # margin parked in a market: a flat leaf holds a positive quote
+                assert p.quote > 0 and p.basis == 0, p
+            else:  # basis: the signed cost of the open size, same sign as the size
+                assert p.basis * p.size >= 0, p
         for market in ledger.markets:
             assert sum(p.size for p in positions if p.market_id == market.market_id) == 0
         for order in ledger.orders():
-            assert order.filled <= order.size
-            if order.size:  # registered here (tombstones never fill)
-                assert self.filled[(order.account_id, order.nonce)] == order.filled
+            key = (order.account_id, order.nonce)
+            if key in self.registered:  # its fills are exactly the accepted fills
+                assert self.filled[key] == order.filled
+            else:  # never registered: a tombstone (cancelled first), every order field zero
+                assert order == Order.tombstone(order.account_id, order.nonce), order
 
 
 def test_ledger_random_operations_preserve_invariants(

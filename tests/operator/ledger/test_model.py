@@ -10,7 +10,7 @@ from eth_utils import to_checksum_address
 from hypothesis import given
 from hypothesis import strategies as st
 
-from isoperp.ledger.markets import BTC_USD
+from isoperp.ledger.markets import BTC_USD, DEVNET_MARKETS
 from isoperp.ledger.model import (
     Account,
     Exchange,
@@ -273,12 +273,36 @@ def test_fast_paths_agree_with_field_checks(
     _agrees(cls, values)
 
 
-def test_fast_paths_accept_the_devnet_leaves() -> None:
-    for leaf in (
-        BTC_USD,
+def _unreachable(self: object) -> None:
+    raise AssertionError(f"{type(self).__name__}: the fast path fell back to _validate")
+
+
+def test_fast_paths_accept_the_devnet_leaves(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Valid leaves (the devnet markets, a market with every signed field negative, accounts,
+    positions, the exchange, live and closed orders and a tombstone) are accepted by the
+    one-expression fast path alone: ``_validate`` is never reached (it is the slow path, and it
+    accepts them too)."""
+    leaves = [
+        *DEVNET_MARKETS,
+        dataclasses.replace(
+            BTC_USD, market_id=63, funding_index=-(1 << 127), notional_exp=-128,
+            maker_fee_ppm=-1_000_000, taker_fee_ppm=1_000_000, imf_ppm=1_000_000,
+            mmf_ppm=1_000_000, min_size=0, open_interest=(1 << 64) - 1,
+        ),
         Account(0, OWNER, 5, 1),
+        Account((1 << 24) - 1, "0x" + "00" * 20, (1 << 128) - 1, (1 << 64) - 1),
         Position(3, 1, -5, -7, 9, -11),
+        Position((1 << 24) - 1, 63, -(1 << 63), -(1 << 127), (1 << 127) - 1, 0),
         Exchange(-1, 2, 3, 4, 5),
+        Exchange(-(1 << 127), (1 << 128) - 1, 1 << 24, (1 << 64) - 1, (1 << 64) - 1),
         Order(1, 3, 67, 0, True, 10, 5, 5, 2, 3, 0),
-    ):
-        leaf._validate()
+        Order(1, 3, 67, 0, False, 10, 5, 0, 0, 0, 99),
+        Order.tombstone(7, (1 << 64) - 1),
+    ]
+    for leaf in leaves:
+        leaf._validate()  # the slow path accepts them (so they are valid leaves)
+    for cls in (Market, Account, Position, Exchange, Order):
+        monkeypatch.setattr(cls, "_validate", _unreachable)
+    for leaf in leaves:
+        values = [getattr(leaf, f.name) for f in dataclasses.fields(leaf)]
+        assert type(leaf)(*values) == leaf  # __post_init__ returned from the fast path
