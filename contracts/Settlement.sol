@@ -156,6 +156,8 @@ contract Settlement is ISettlement {
     /// @param livenessTimeout_ Seconds without finality before anyone may freeze, in (0, MAX_TIMEOUT].
     /// @param forcedRequestFee_ Wei a forced request pays (added to the operator's bond); may be 0.
     /// @param genesisStateRoot State root of the genesis checkpoint (market leaves and the exchange leaf).
+    /// @param genesisMarketLeaves The genesis market leaves (abi-encoded), published in `GenesisMarketsListed`.
+    /// @param genesisMarketSymbols Their display symbols, published with them.
     constructor(
         address token,
         address operator_,
@@ -165,7 +167,9 @@ contract Settlement is ISettlement {
         uint64 forcedDeadline_,
         uint64 livenessTimeout_,
         uint256 forcedRequestFee_,
-        bytes32 genesisStateRoot
+        bytes32 genesisStateRoot,
+        bytes[] memory genesisMarketLeaves,
+        string[] memory genesisMarketSymbols
     ) {
         // A token without code would make every transfer a silent no-op (this also rejects address(0)).
         if (token.code.length == 0) revert Settlement_InvalidParameter();
@@ -205,6 +209,7 @@ contract Settlement is ISettlement {
                 cumulativeWithdrawalTotal: 0
             })
         );
+        emit GenesisMarketsListed(genesisStateRoot, genesisMarketLeaves, genesisMarketSymbols);
     }
 
     // ------------------------------------------------------------------ bond

@@ -61,6 +61,14 @@ interface ISettlement {
         bool proven;
     }
 
+    /// @notice The genesis state's market leaves, emitted once by the constructor so that anyone with an RPC
+    ///         endpoint and this contract's address can rebuild the genesis state from L1 alone: these leaves, the
+    ///         insurance account leaf and the exchange leaf of zeros (PROTOCOL §2 "Genesis"). The contract does not
+    ///         check them; a reader rebuilds the state and compares its root with `stateRoot`.
+    /// @param stateRoot The genesis state root (`getCheckpoint(0).stateRoot`).
+    /// @param marketLeaves The abi-encoded market leaves (leaf type 3, 15 words each), as the deployer listed them.
+    /// @param symbols Display symbols of those markets, one per leaf (not part of the state).
+    event GenesisMarketsListed(bytes32 indexed stateRoot, bytes[] marketLeaves, string[] symbols);
     /// @notice The operator added to its bond.
     event BondPosted(address indexed operator, uint256 amount, uint256 bond);
     /// @notice The operator took bond above the minimum back.

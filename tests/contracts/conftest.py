@@ -288,6 +288,8 @@ def settlement_args(
         "livenessTimeout": LIVENESS,
         "forcedRequestFee": FORCED_FEE,
         "genesisStateRoot": root,
+        "genesisMarketLeaves": [],  # published in GenesisMarketsListed, not checked on chain
+        "genesisMarketSymbols": [],
     }
     args.update(overrides)
     return list(args.values())

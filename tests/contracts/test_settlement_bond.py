@@ -135,6 +135,30 @@ def test_constructor_longest_timeouts_and_zero_fee_succeeds(
     assert settlement.forcedRequestFee() == 0
 
 
+def test_constructor_genesis_markets_listed_succeeds(
+    project: Any, deployer: Any, usdc: Any, operator: Any, oracle: Any, consts: Any
+) -> None:
+    """The constructor publishes the genesis market leaves and symbols, byte for byte, with the
+    genesis root: a reader rebuilds the genesis state from this one event."""
+    leaves = [bytes(range(i, i + 32)) * 15 for i in range(3)]
+    symbols = ["BTC-USD", "ETH-USD", ""]
+    args = consts.settlement_args(
+        usdc,
+        operator,
+        oracle,
+        b"\x22" * 32,
+        genesisMarketLeaves=leaves,
+        genesisMarketSymbols=symbols,
+    )
+    settlement = deployer.deploy(project.Settlement, *args)
+    receipt = settlement.creation_metadata.receipt
+    (event,) = [e for e in receipt.events if e.event_name == "GenesisMarketsListed"]
+    assert bytes(event.stateRoot) == b"\x22" * 32
+    assert [bytes(leaf) for leaf in event.marketLeaves] == leaves
+    assert list(event.symbols) == symbols
+    assert bytes(settlement.getCheckpoint(0).stateRoot) == b"\x22" * 32
+
+
 # ---------------------------------------------------------------- postBond
 
 

@@ -16,6 +16,7 @@ from isoperp.ledger.ledger import Ledger
 from isoperp.ledger.markets import DEVNET_MARKETS, DEVNET_ORACLE
 from isoperp.ledger.transitions import Deposit, MarginTransfer, forced_request
 from isoperp.protocol.header import CheckpointHeader, WithdrawalLeaf
+from isoperp.protocol.leaves import encode_market
 from isoperp.protocol.signing import Domain, sign_request
 
 WINDOW = 600
@@ -47,6 +48,8 @@ def test_builder_serves_the_settlement_queue_and_pays_through_withdrawals(
         LIVENESS,
         FEE,
         genesis_root.state_root,
+        [encode_market(m) for m in DEVNET_MARKETS],
+        [m.symbol for m in DEVNET_MARKETS],
     )
     settlement.postBond(sender=operator, value=BOND)
     vault = project.CollateralVault.at(settlement.vault())

@@ -13,6 +13,7 @@ from isoperp.chain.deployment import Deployment
 from isoperp.devnet import devnet_account
 from isoperp.ledger.ledger import Ledger
 from isoperp.ledger.markets import DEVNET_MARKETS, DEVNET_ORACLE
+from isoperp.protocol.leaves import encode_market
 from isoperp.protocol.signing import Domain
 
 logger = logging.getLogger(__name__)
@@ -87,6 +88,8 @@ def deploy_system(
         params.liveness_timeout,
         params.forced_request_fee,
         root,
+        [encode_market(m) for m in DEVNET_MARKETS],
+        [m.symbol for m in DEVNET_MARKETS],
     )
     vault = str(deployer.read(settlement, "Settlement", "vault"))
     logger.info("Settlement at %s, vault at %s", settlement, vault)
