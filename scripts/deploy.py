@@ -16,6 +16,8 @@ from ape.cli import ConnectedProviderCommand, account_option
 
 from isoperp.chain.deploy import DeployParams, deploy_system
 from isoperp.chain.deployment import DEFAULT_DEPLOYMENT
+from isoperp.chain.genesis import DEFAULT_MARKETS, load_markets
+from isoperp.errors import ConfigError
 
 
 class ApeDeployer:
@@ -51,6 +53,13 @@ class ApeDeployer:
 @click.option("--min-bond-wei", type=int, default=10**18, show_default=True)
 @click.option("--token", default=None, help="Collateral token (default: deploy MockUSDC).")
 @click.option(
+    "--markets",
+    "markets_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Genesis markets: a .json or .toml market file (default: the devnet markets).",
+)
+@click.option(
     "--out", type=click.Path(path_type=Path), default=DEFAULT_DEPLOYMENT, show_default=True
 )
 def cli(
@@ -59,14 +68,23 @@ def cli(
     challenge_window: int,
     min_bond_wei: int,
     token: str | None,
+    markets_file: Path | None,
     out: Path,
 ) -> None:
     """Deploy MockUSDC (unless --token), Settlement (+ vault), post the bond, write the file."""
     if account is None:  # pragma: no cover - ape always resolves one on local networks
         account = accounts.test_accounts[0]
     chain_id = int(provider.chain_id)  # type: ignore[attr-defined]
+    try:
+        markets = DEFAULT_MARKETS if markets_file is None else load_markets(markets_file)
+    except ConfigError as exc:
+        raise click.ClickException(exc.message) from exc
     params = DeployParams(
-        challenge_window=challenge_window, min_bond=min_bond_wei, bond=min_bond_wei, token=token
+        challenge_window=challenge_window,
+        min_bond=min_bond_wei,
+        bond=min_bond_wei,
+        token=token,
+        markets=markets,
     )
     rpc_url = str(getattr(provider, "uri", "") or getattr(provider, "http_uri", ""))
     deployment = deploy_system(ApeDeployer(account, chain_id), params, rpc_url=rpc_url)

@@ -1,5 +1,6 @@
 """Deploys the system: collateral token (devnet MockUSDC unless one is given), Settlement (which
-creates the CollateralVault), and the operator's bond.
+creates the CollateralVault and publishes the genesis markets, ``isoperp.chain.genesis``), and the
+operator's bond.
 
 Used by `isoperp deploy` and by `ape run deploy`."""
 
@@ -10,11 +11,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from isoperp.chain.deployment import Deployment
+from isoperp.chain.genesis import DEFAULT_MARKETS, constructor_args, genesis_state_root
 from isoperp.devnet import devnet_account
-from isoperp.ledger.ledger import Ledger
-from isoperp.ledger.markets import DEVNET_MARKETS, DEVNET_ORACLE
-from isoperp.protocol.leaves import encode_market
-from isoperp.protocol.signing import Domain
+from isoperp.ledger.model import Market
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +38,7 @@ class DeployParams:
     liveness_timeout: int = DEVNET_LIVENESS_TIMEOUT
     forced_request_fee: int = DEVNET_FORCED_REQUEST_FEE
     oracle: str | None = None  # None: devnet account 9
+    markets: tuple[Market, ...] = DEFAULT_MARKETS  # genesis markets (a market file, or devnet)
 
 
 class Deployer(Protocol):
@@ -59,13 +59,6 @@ class Deployer(Protocol):
     def read(self, address: str, name: str, fn: str, *args: object) -> object: ...
 
 
-def genesis_state_root() -> bytes:
-    """The genesis root: devnet markets, the insurance account and the empty exchange (the domain
-    and the oracle do not enter it)."""
-    ledger = Ledger.genesis(DEVNET_MARKETS, Domain(0, "0x" + "00" * 20), DEVNET_ORACLE)
-    return ledger.state_root
-
-
 def deploy_system(
     deployer: Deployer, params: DeployParams, *, rpc_url: str, operator: str | None = None
 ) -> Deployment:
@@ -76,7 +69,8 @@ def deploy_system(
         token, _ = deployer.deploy_contract("MockUSDC")
         logger.info("MockUSDC deployed at %s", token)
     oracle = params.oracle or devnet_account(DEVNET_ORACLE_ACCOUNT).address
-    root = genesis_state_root()
+    root = genesis_state_root(params.markets)
+    leaves, symbols = constructor_args(params.markets)
     settlement, block = deployer.deploy_contract(
         "Settlement",
         token,
@@ -88,11 +82,14 @@ def deploy_system(
         params.liveness_timeout,
         params.forced_request_fee,
         root,
-        [encode_market(m) for m in DEVNET_MARKETS],
-        [m.symbol for m in DEVNET_MARKETS],
+        leaves,
+        symbols,
     )
     vault = str(deployer.read(settlement, "Settlement", "vault"))
-    logger.info("Settlement at %s, vault at %s", settlement, vault)
+    logger.info(
+        "Settlement at %s, vault at %s; genesis: %d markets, root 0x%s",
+        settlement, vault, len(params.markets), root.hex(),
+    )
     if params.bond and operator == deployer.address:
         deployer.call(settlement, "Settlement", "postBond", value=params.bond)
         logger.info("operator bond posted: %s wei", params.bond)

@@ -14,10 +14,10 @@ from hexbytes import HexBytes
 from isoperp.batch.builder import withdrawal_leaf, withdrawals_tree
 from isoperp.chain.contracts import System
 from isoperp.chain.events import CheckpointLog, QueuedDeposit, QueuedForced
+from isoperp.chain.genesis import read_genesis
 from isoperp.chain.watcher import ChainWatcher
 from isoperp.errors import ProtocolError
 from isoperp.ledger.ledger import Ledger
-from isoperp.ledger.markets import DEVNET_MARKETS, DEVNET_ORACLE
 from isoperp.ledger.transitions import Transition
 from isoperp.protocol.batch import decode_batch
 from isoperp.protocol.header import CheckpointHeader, WithdrawalLeaf
@@ -93,12 +93,18 @@ def read_posted(system: System, log: CheckpointLog) -> PostedCheckpoint:
 
 
 def genesis_ledger(system: System) -> Ledger:
-    oracle = system.deployment.oracle or DEVNET_ORACLE
-    ledger = Ledger.genesis(DEVNET_MARKETS, system.domain, oracle)
-    expected = system.deployment.genesis_state_root
-    if "0x" + ledger.state_root.hex() != expected:
+    """The genesis state of the deployment, from L1 alone: the markets the Settlement published
+    at deployment (``chain.genesis.read_genesis``, checked against the genesis checkpoint's root),
+    the insurance account and the exchange leaf. The deployment file's root must agree."""
+    deployment = system.deployment
+    genesis = read_genesis(system.client.w3, deployment.settlement, block=deployment.deploy_block)
+    oracle = deployment.oracle or str(system.settlement.functions.oracle().call())
+    ledger = Ledger.genesis(genesis.markets, system.domain, oracle)
+    if "0x" + genesis.state_root.hex() != deployment.genesis_state_root.lower():
         raise ProtocolError(
-            "the devnet markets do not reproduce the deployment's genesis root", code="genesis"
+            f"the Settlement's genesis root 0x{genesis.state_root.hex()} is not the deployment "
+            f"file's {deployment.genesis_state_root}",
+            code="genesis",
         )
     return ledger
 

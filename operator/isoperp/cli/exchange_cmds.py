@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 from rich.console import Console
 from rich.table import Table
@@ -10,6 +12,7 @@ from web3.logs import DISCARD
 from isoperp.chain.client import ChainClient, Web3Deployer, connect
 from isoperp.chain.contracts import System
 from isoperp.chain.deploy import DeployParams, deploy_system
+from isoperp.chain.genesis import DEFAULT_MARKETS, load_markets
 from isoperp.chain.l1 import PostedCheckpoint, rebuild
 from isoperp.cli.context import CliState, require_devnet, resolve_signer
 from isoperp.devnet import DEFAULT_HOST, DEFAULT_PORT
@@ -51,6 +54,13 @@ key_option = click.option(
 @click.option("--min-bond", default="1", show_default=True, help="Minimum operator bond, in ETH.")
 @click.option("--bond", default="1", show_default=True, help="Bond the operator posts now, in ETH.")
 @click.option("--token", default=None, help="Collateral token address (default: deploy MockUSDC).")
+@click.option(
+    "--markets",
+    "markets_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Genesis markets: a .json or .toml market file (default: the devnet markets).",
+)
 @account_option
 @key_option
 @click.pass_obj
@@ -61,10 +71,18 @@ def deploy(
     min_bond: str,
     bond: str,
     token: str | None,
+    markets_file: Path | None,
     account_index: int | None,
     key: str | None,
 ) -> None:
-    """Deploy the system and write the deployment file the other commands read."""
+    """Deploy the system and write the deployment file the other commands read.
+
+    The genesis markets are published on L1 (the Settlement's GenesisMarketsListed event), so
+    anyone can rebuild the genesis state from the chain alone. A market file lists them as
+    ``[[markets]]`` tables (TOML) or ``{"markets": [...]}`` (JSON) with the keys marketId,
+    symbol (optional), markPrice, imfPpm, mmfPpm, notionalExp, makerFeePpm, takerFeePpm,
+    minSize, sizeStep and priceTick."""
+    markets = DEFAULT_MARKETS if markets_file is None else load_markets(markets_file)
     signer = resolve_signer(account_index, key, default_index=0)
     client = ChainClient(connect(rpc_url), signer)
     params = DeployParams(
@@ -72,6 +90,7 @@ def deploy(
         min_bond=parse_units(min_bond, 18, what="min bond"),
         bond=parse_units(bond, 18, what="bond"),
         token=token,
+        markets=markets,
     )
     with console.status("deploying..."):
         deployment = deploy_system(Web3Deployer(client), params, rpc_url=rpc_url)
@@ -82,6 +101,10 @@ def deploy(
     table.add_row("collateral token", deployment.token)
     table.add_row("operator", deployment.operator)
     console.print(table)
+    console.print(
+        f"genesis markets: {', '.join(m.symbol or str(m.market_id) for m in markets)}; "
+        f"genesis root {deployment.genesis_state_root}"
+    )
     console.print(f"challenge window {challenge_window}s; deployment file {state.deployment_path}")
 
 
