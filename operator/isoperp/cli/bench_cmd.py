@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 from rich.console import Console
@@ -13,6 +14,7 @@ from isoperp.bench.gas import run_gas_bench
 from isoperp.bench.ingest import run_ingest_bench
 from isoperp.bench.matching import run_matching_bench
 from isoperp.bench.tree import run_tree_bench
+from isoperp.chain.genesis import DEFAULT_MARKETS, load_markets
 from isoperp.cli.demo_cmd import free_port
 
 console = Console()
@@ -117,15 +119,26 @@ def _print_figures(report: dict[str, object], title: str, as_json: bool) -> None
 )
 @click.option("--accounts", type=click.IntRange(min=2), default=500, show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True, help="Workload seed.")
+@click.option(
+    "--markets",
+    "markets_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Genesis market file (as for `isoperp deploy`); the bench trades its first market.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def ingest(ops: int, accounts: int, seed: int, as_json: bool) -> None:
+def ingest(
+    ops: int, accounts: int, seed: int, markets_file: Path | None, as_json: bool
+) -> None:
     """Signed orders through verification, matching, the ledger and the batch (one core)."""
+    markets = DEFAULT_MARKETS if markets_file is None else load_markets(markets_file)
     with console.status("signing the workload...") as status:
         report = run_ingest_bench(
             ops=ops,
             accounts=accounts,
             seed=seed,
             progress=lambda done: status.update(f"ingesting: {done:,}/{ops:,}"),
+            markets=markets,
         )
     _print_figures(report.as_dict(), "signed-order ingest (one core)", as_json)
 

@@ -1,16 +1,17 @@
 """Drill framework: each drill runs a fresh devnet scenario, keeps a timeline in chain time, and
 fails (``DrillFailed``) the moment a property it checks does not hold.
 
-A drill gets a ``DrillContext``: a fresh anvil with the system deployed (devnet parameters), the
-operator service, devnet traders 1..5, and helpers for what drills do (deposit, margin, trade, run
-the operator, time travel to an exact second, expect a custom-error revert, escape from L1).
+A drill gets a ``DrillContext``: a fresh anvil with the system deployed (devnet parameters; the
+genesis markets as the deployment published them on L1), the operator service, devnet traders
+1..5, and helpers for what drills do (deposit, margin, trade, run the operator, time travel to an
+exact second, expect a custom-error revert, escape from L1).
 """
 
 from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +22,11 @@ from isoperp.chain.artifacts import artifact
 from isoperp.chain.client import ChainClient, Web3Deployer, connect
 from isoperp.chain.contracts import System
 from isoperp.chain.deploy import DeployParams, deploy_system
+from isoperp.chain.genesis import DEFAULT_MARKETS, read_genesis
 from isoperp.demo import USDC, local_devnet
 from isoperp.devnet import devnet_account, rpc
 from isoperp.errors import ContractReverted, IsoperpError
+from isoperp.ledger.model import Market
 from isoperp.ledger.transitions import MarginTransfer, PlaceOrder, PriceUpdate
 from isoperp.protocol.constants import TIF_IOC
 from isoperp.protocol.signing import sign_request
@@ -52,19 +55,35 @@ class DrillResult:
 class DrillContext:
     """A deployed devnet and the moves a drill makes on it."""
 
-    def __init__(self, url: str, state_dir: Path, say: Callable[[int, str], None]) -> None:
+    def __init__(
+        self,
+        url: str,
+        state_dir: Path,
+        say: Callable[[int, str], None],
+        markets: Sequence[Market] = DEFAULT_MARKETS,
+    ) -> None:
         self.url = url
         self.w3 = connect(url)
         self.operator_client = ChainClient(self.w3, devnet_account(0))
         self.deployment = deploy_system(
-            Web3Deployer(self.operator_client), DeployParams(), rpc_url=url
+            Web3Deployer(self.operator_client), DeployParams(markets=tuple(markets)), rpc_url=url
         )
+        self.markets = read_genesis(
+            self.w3, self.deployment.settlement, block=self.deployment.deploy_block
+        ).markets
         self.system = System(self.operator_client, self.deployment)
         self.inbox = Inbox(state_dir / "inbox.sqlite")
         self.operator = OperatorService(self.system, self.inbox)
         self._say = say
         self.start = self.now()
         self.facts: dict[str, object] = {}
+
+    def mid(self, market_id: int) -> int:
+        """The market's genesis mark price (ticks), as the deployment published it on L1."""
+        for market in self.markets:
+            if market.market_id == market_id:
+                return market.mark_price
+        raise DrillFailed(f"the deployment has no market {market_id}")
 
     # ---------------------------------------------------------------- time and narration
 

@@ -5,7 +5,7 @@ market is touched; no position is left liquidatable."""
 from __future__ import annotations
 
 from isoperp.drills.base import DrillContext
-from isoperp.drills.setup import BTC, MID, traders_with_positions
+from isoperp.drills.setup import BTC, traders_with_positions
 from isoperp.ledger import risk
 from isoperp.protocol.constants import INSURANCE_ACCOUNT
 
@@ -17,7 +17,7 @@ def run(ctx: DrillContext) -> None:
     ctx.margin(3, ETH, 500)
     ctx.cycle()
     before = ctx.operator.ledger.copy()
-    ctx.oracle(BTC, MID * 70 // 100)
+    ctx.oracle(BTC, ctx.mid(BTC) * 70 // 100)
     report = ctx.cycle()
     ctx.log(
         f"BTC -30%: liquidated {len(report.liquidations)}, backstopped "

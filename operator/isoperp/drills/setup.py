@@ -5,7 +5,6 @@ from __future__ import annotations
 from isoperp.drills.base import DrillContext
 
 BTC = 0
-MID = 600_000  # ticks: $60,000
 
 
 def traders_with_positions(ctx: DrillContext, *, margin: int = 2_000, size: int = 20_000) -> None:
@@ -18,8 +17,9 @@ def traders_with_positions(ctx: DrillContext, *, margin: int = 2_000, size: int 
     ctx.margin(1, BTC, margin)
     ctx.margin(2, BTC, margin)
     ctx.cycle()
-    ctx.order(1, BTC, False, MID, size, nonce=1)
-    ctx.order(2, BTC, True, MID, size, nonce=1, ioc=True)
+    mid = ctx.mid(BTC)  # the genesis mark ($60,000 on the devnet)
+    ctx.order(1, BTC, False, mid, size, nonce=1)
+    ctx.order(2, BTC, True, mid, size, nonce=1, ioc=True)
     report = ctx.cycle()
     ctx.check(bool(report.posted), "the trade is checkpointed")
     ledger = ctx.operator.ledger
