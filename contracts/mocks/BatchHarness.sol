@@ -29,6 +29,14 @@ contract BatchHarness {
         return before == afterwards;
     }
 
+    function traceLeaf(uint32 index, uint32 offset, bytes calldata record, bytes32 stateRootAfter)
+        external
+        pure
+        returns (bytes32)
+    {
+        return BatchLib.traceLeaf(index, offset, record, stateRootAfter);
+    }
+
     function headerHash(CheckpointHeader calldata header) external pure returns (bytes32) {
         return CheckpointLib.hash(header);
     }
