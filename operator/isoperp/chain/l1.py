@@ -101,7 +101,19 @@ def read_posted(system: System, log: CheckpointLog) -> PostedCheckpoint:
         raise ProtocolError(
             f"checkpoint {log.seq}: calldata does not match the event", code="calldata"
         )
-    data = bytes(params["batchData"])
+    return decode_posted(
+        header,
+        bytes(params["batchData"]),
+        tx_hash="0x" + log.tx_hash.hex(),
+        block=log.block,
+        finalizes_at=log.finalizes_at,
+    )
+
+
+def decode_posted(
+    header: CheckpointHeader, data: bytes, *, tx_hash: str, block: int, finalizes_at: int
+) -> PostedCheckpoint:
+    """A posted checkpoint from its header and batch data; undecodable data makes it invalid."""
     try:
         entries = decode_entries(data)
     except ProtocolError as exc:
@@ -110,9 +122,9 @@ def read_posted(system: System, log: CheckpointLog) -> PostedCheckpoint:
         header=header,
         data=data,
         transitions=tuple(e.transition for e in entries),
-        tx_hash="0x" + log.tx_hash.hex(),
-        block=log.block,
-        finalizes_at=log.finalizes_at,
+        tx_hash=tx_hash,
+        block=block,
+        finalizes_at=finalizes_at,
         records=tuple(e.record for e in entries),
         roots_after=tuple(e.root_after for e in entries),
     )
