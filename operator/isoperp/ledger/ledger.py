@@ -948,7 +948,10 @@ class Ledger:
         if planner is None:
             raise TypeError(f"not a transition: {type(t).__name__}")
         # Every field against the record table (protocol.records): what the batch cannot carry.
-        error = BY_CLASS[type(t)].field_error(t)
+        codec = BY_CLASS.get(type(t))
+        if codec is None:
+            raise TypeError(f"{type(t).__name__} has no record layout in protocol.records")
+        error = codec.field_error(t)
         if error is not None:
             raise _reject("malformed", error)
         return planner(self, t)
