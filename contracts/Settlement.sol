@@ -5,6 +5,7 @@ import {ISettlement} from "./interfaces/ISettlement.sol";
 import {ICollateralVault} from "./interfaces/ICollateralVault.sol";
 import {IERC20} from "./interfaces/IERC20.sol";
 import {CollateralVault} from "./CollateralVault.sol";
+import {BatchLib} from "./libraries/BatchLib.sol";
 import {CheckpointHeader, CheckpointLib} from "./libraries/CheckpointLib.sol";
 import {EscapeLib} from "./libraries/EscapeLib.sol";
 import {AccountLeaf, LeafIndex, LeafLib, MarketLeaf, PositionLeaf} from "./libraries/LeafLib.sol";
@@ -21,9 +22,11 @@ import {RequestLib} from "./libraries/RequestLib.sol";
 ///      checkpoints are always a prefix of it (`lastFinalizedSeq` relies on that).
 contract Settlement is ISettlement {
     /// @notice Protocol version of the batch format and encodings.
-    uint8 public constant PROTOCOL_VERSION = 1;
+    uint8 public constant PROTOCOL_VERSION = 2;
     /// @notice Largest batch accepted by `postCheckpoint`, in bytes.
     uint256 public constant MAX_BATCH_BYTES = 131_072;
+    /// @notice Most records a batch may hold: the trace tree's capacity, 2^TRACE_TREE_DEPTH.
+    uint256 public constant MAX_BATCH_RECORDS = 1 << MerkleProofLib.TRACE_TREE_DEPTH;
     /// @notice Depth of the state tree.
     uint256 public constant STATE_TREE_DEPTH = MerkleProofLib.STATE_TREE_DEPTH;
     /// @notice Depth of a checkpoint's withdrawals tree.
@@ -205,7 +208,6 @@ contract Settlement is ISettlement {
                 timestamp: 0,
                 postedAt: uint64(block.timestamp),
                 withdrawalTotal: 0,
-                claimsTotal: 0,
                 cumulativeWithdrawalTotal: 0
             })
         );
@@ -259,7 +261,6 @@ contract Settlement is ISettlement {
                 timestamp: header.timestamp,
                 postedAt: postedAt,
                 withdrawalTotal: header.withdrawalTotal,
-                claimsTotal: header.claimsTotal,
                 cumulativeWithdrawalTotal: cumulative
             })
         );
@@ -316,11 +317,18 @@ contract Settlement is ISettlement {
             uint64 deadline = _forcedTime(header.forcedCursor) + forcedDeadline;
             if (deadline <= block.timestamp) revert Settlement_ForcedRequestOverdue(header.forcedCursor, deadline);
         }
-        // 10. The batch fits the size limit.
+        // 10. The batch fits the size limit, and the header states its length (so a proof can bound offsets).
         if (batchData.length > MAX_BATCH_BYTES) revert Settlement_BatchTooLarge(batchData.length, MAX_BATCH_BYTES);
-        // 11. The header commits to exactly this batch data.
-        bytes32 batchHash = keccak256(batchData);
+        if (header.batchLength != batchData.length) {
+            revert Settlement_BatchLengthMismatch(batchData.length, header.batchLength);
+        }
+        // 11. The header commits to exactly this batch data, chunk by chunk (a proof opens one chunk).
+        bytes32 batchHash = BatchLib.hash(batchData);
         if (header.batchHash != batchHash) revert Settlement_BatchHashMismatch(batchHash, header.batchHash);
+        // 11a. The records fit the trace tree.
+        if (header.recordCount > MAX_BATCH_RECORDS) {
+            revert Settlement_TooManyRecords(header.recordCount, MAX_BATCH_RECORDS);
+        }
         // 12. The withdrawals fit the withdrawals tree.
         if (header.withdrawalCount > MAX_WITHDRAWALS) {
             revert Settlement_TooManyWithdrawals(header.withdrawalCount, MAX_WITHDRAWALS);
@@ -476,7 +484,9 @@ contract Settlement is ISettlement {
         _status.frozenAt = uint64(block.timestamp);
         Checkpoint storage cp = _checkpoints[seq];
         _escapeRoot = cp.stateRoot;
-        _escape = Escape({seq: seq, depositCursor: cp.depositCursor, claimsTotal: cp.claimsTotal});
+        // v2 headers carry no claimsTotal (issue 10): until the escape registration of docs/PROTOCOL.md 4.3
+        // replaces the haircut, escapes are paid in full, first come first served, within the pool.
+        _escape = Escape({seq: seq, depositCursor: cp.depositCursor, claimsTotal: 0});
         emit Frozen(msg.sender, reason, seq);
 
         // The pool: what the vault holds beyond what it still owes outside the escape. Finalized withdrawals
@@ -491,7 +501,7 @@ contract Settlement is ISettlement {
         uint256 pool = balance > owed ? balance - owed : 0;
         if (pool > type(uint128).max) pool = type(uint128).max;
         _pool.pool = uint128(pool);
-        emit EscapePoolFixed(uint128(pool), cp.claimsTotal);
+        emit EscapePoolFixed(uint128(pool), 0);
     }
 
     // ------------------------------------------------------------------ escape

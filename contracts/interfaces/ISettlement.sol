@@ -23,20 +23,17 @@ interface ISettlement {
     /// @param timestamp The batch's system time.
     /// @param postedAt Block timestamp of the post (the challenge window starts here).
     /// @param withdrawalTotal Sum of the amounts in the withdrawals tree.
-    /// @param claimsTotal What every account and position of this state is worth in an escape (the
-    ///        haircut's denominator; docs/PROTOCOL.md section 4).
     /// @param cumulativeWithdrawalTotal Sum of withdrawalTotal over this checkpoint and all before it.
     struct Checkpoint {
         bytes32 checkpointHash;
         bytes32 stateRoot;
         bytes32 withdrawalsRoot;
-        uint32 withdrawalCount;
+        uint64 withdrawalCount;
         uint64 depositCursor;
         uint64 forcedCursor;
         uint64 timestamp;
         uint64 postedAt;
         uint128 withdrawalTotal;
-        uint128 claimsTotal;
         uint128 cumulativeWithdrawalTotal;
     }
 
@@ -158,12 +155,16 @@ interface ISettlement {
     error Settlement_ForcedPrefixMismatch(bytes32 expected, bytes32 got);
     /// @notice The forced cursor went backwards or beyond the forced-request queue.
     error Settlement_ForcedCursorOutOfRange(uint64 previous, uint64 got, uint64 queueLength);
-    /// @notice keccak256(batchData) differs from the header's batchHash.
+    /// @notice The chunk-hash commitment of batchData (BatchLib.hash) differs from the header's batchHash.
     error Settlement_BatchHashMismatch(bytes32 expected, bytes32 got);
+    /// @notice The header's batchLength is not the length of the posted batch data.
+    error Settlement_BatchLengthMismatch(uint256 length, uint32 batchLength);
+    /// @notice The header's recordCount exceeds the trace tree's capacity (MAX_BATCH_RECORDS).
+    error Settlement_TooManyRecords(uint32 count, uint256 maximum);
     /// @notice The batch data is larger than MAX_BATCH_BYTES.
     error Settlement_BatchTooLarge(uint256 length, uint256 maximum);
     /// @notice The withdrawal count exceeds the withdrawals tree's capacity.
-    error Settlement_TooManyWithdrawals(uint32 count, uint256 maximum);
+    error Settlement_TooManyWithdrawals(uint64 count, uint256 maximum);
     /// @notice The header's timestamp is before the previous checkpoint's or in the future.
     error Settlement_BadTimestamp(uint64 timestamp, uint64 previous, uint256 blockTimestamp);
     /// @notice No checkpoint with this sequence number.
@@ -171,7 +172,7 @@ interface ISettlement {
     /// @notice The checkpoint is still inside its challenge window.
     error Settlement_NotFinalized(uint64 seq, uint64 finalizesAt);
     /// @notice The withdrawal index is not below the checkpoint's withdrawal count.
-    error Settlement_WithdrawalIndexOutOfRange(uint32 index, uint32 count);
+    error Settlement_WithdrawalIndexOutOfRange(uint32 index, uint64 count);
     /// @notice This withdrawal was already claimed.
     error Settlement_AlreadyClaimed(uint64 seq, uint32 index);
     /// @notice The Merkle proof does not lead to the checkpoint's withdrawals root.
@@ -233,7 +234,8 @@ interface ISettlement {
 
     /// @notice Posts the next checkpoint. Operator only, bond at least the minimum.
     /// @param header The checkpoint header (docs/PROTOCOL.md, section 4).
-    /// @param batchData The batch data; its keccak256 must equal header.batchHash.
+    /// @param batchData The batch data (version 2: records, each followed by its stateRootAfter); its length must
+    ///        equal header.batchLength and its chunk-hash commitment (BatchLib.hash) header.batchHash.
     function postCheckpoint(CheckpointHeader calldata header, bytes calldata batchData) external;
 
     /// @notice Pays a withdrawal of a finalized checkpoint to its recipient. Anyone may call; once per leaf.

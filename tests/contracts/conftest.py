@@ -22,6 +22,7 @@ from isoperp.hashing import keccak256
 from isoperp.ledger import arith
 from isoperp.ledger.model import Account, Market, Position
 from isoperp.protocol import leaves as L
+from isoperp.protocol.batch import batch_hash
 from isoperp.protocol.constants import PPM
 from isoperp.tree.merkle import SparseMerkleTree, hash_leaf
 
@@ -31,7 +32,7 @@ FORCED_DEADLINE = 300
 LIVENESS = 1800
 FORCED_FEE = 10**15
 GENESIS_ROOT = keccak256(b"isoperp genesis state root")
-EMPTY_BATCH = bytes([1]) + (0).to_bytes(4, "big")  # version 1, zero records
+EMPTY_BATCH = bytes([2]) + (0).to_bytes(4, "big")  # version 2, zero records
 WITHDRAWAL_DEPTH = 16
 
 HEADER_FIELDS = (
@@ -43,11 +44,12 @@ HEADER_FIELDS = (
     ("forcedCursor", "uint64"),
     ("forcedPrefixHash", "bytes32"),
     ("withdrawalsRoot", "bytes32"),
-    ("withdrawalCount", "uint32"),
+    ("withdrawalCount", "uint64"),
     ("withdrawalTotal", "uint128"),
-    ("claimsTotal", "uint128"),
     ("batchHash", "bytes32"),
     ("traceRoot", "bytes32"),
+    ("recordCount", "uint32"),
+    ("batchLength", "uint32"),
     ("timestamp", "uint64"),
 )
 HEADER_TYPES = [t for _, t in HEADER_FIELDS]
@@ -118,9 +120,10 @@ class Checkpoints:
             "withdrawalsRoot": ZERO32,
             "withdrawalCount": 0,
             "withdrawalTotal": 0,
-            "claimsTotal": 0,
-            "batchHash": keccak256(batch),
+            "batchHash": batch_hash(batch),
             "traceRoot": keccak256(b"trace" + (latest + 1).to_bytes(8, "big")),
+            "recordCount": 0,
+            "batchLength": len(batch),
             "timestamp": max(prev.timestamp, self.chain.blocks.head.timestamp),
         }
         header.update(overrides)
@@ -378,7 +381,6 @@ def escape_world(deploy_settlement: Any, usdc: Any, stranger: Any, chain: Any) -
         deposits: Sequence[tuple[Any, int]],
         *,
         deposit_cursor: int | None = None,
-        claims_total: int | None = None,
         token: Any = None,
         freeze: bool = True,
         prove_markets: bool = True,
@@ -390,7 +392,6 @@ def escape_world(deploy_settlement: Any, usdc: Any, stranger: Any, chain: Any) -
         cps.post_next(
             stateRoot=tree.root,
             depositCursor=len(deposits) if deposit_cursor is None else deposit_cursor,
-            claimsTotal=tree.claims_total() if claims_total is None else claims_total,
         )
         cps.finalize()
         receipt = freeze_now(settlement, stranger, chain) if freeze else None

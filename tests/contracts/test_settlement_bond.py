@@ -42,8 +42,9 @@ def test_constructor_stores_parameters_succeeds(
 
 
 def test_constructor_exposes_protocol_constants_succeeds(settlement: Any) -> None:
-    assert settlement.PROTOCOL_VERSION() == 1
+    assert settlement.PROTOCOL_VERSION() == 2
     assert settlement.MAX_BATCH_BYTES() == 131_072
+    assert settlement.MAX_BATCH_RECORDS() == 2**20
     assert settlement.STATE_TREE_DEPTH() == 32
     assert settlement.WITHDRAWAL_TREE_DEPTH() == 16
     assert settlement.TRACE_TREE_DEPTH() == 20

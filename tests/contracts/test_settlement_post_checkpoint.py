@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 
 from isoperp.hashing import keccak256
+from isoperp.protocol.batch import batch_hash
 
 MAX_BATCH = 131_072
+MAX_RECORDS = 2**20
 
 
 def _bytes32(tag: str) -> bytes:
@@ -73,12 +75,27 @@ def test_postCheckpoint_same_deposit_cursor_again_succeeds(
 
 
 def test_postCheckpoint_max_batch_bytes_succeeds(checkpoints: Any, bonded: Any) -> None:
-    batch = bytes([1]) + bytes(range(256)) * (MAX_BATCH // 256)
+    batch = bytes([2]) + bytes(range(256)) * (MAX_BATCH // 256)
     batch = batch[:MAX_BATCH]
     _, receipt = checkpoints.post_next(batch)
     assert len(batch) == MAX_BATCH
     assert bonded.latestSeq() == 1
     assert receipt.gas_used < 2**24
+
+
+@pytest.mark.parametrize("length", [4095, 4096, 4097, 3 * 4096 + 17])
+def test_postCheckpoint_chunk_hash_of_multi_chunk_batch_succeeds(
+    checkpoints: Any, bonded: Any, consts: Any, length: int
+) -> None:
+    batch = bytes([2]) + bytes((i * 7) % 251 for i in range(length - 1))
+    header, _ = checkpoints.post_next(batch)
+    assert header["batchHash"] == batch_hash(batch) != keccak256(batch)
+    assert bytes(bonded.getCheckpoint(1).checkpointHash) == consts.header_hash(header)
+
+
+def test_postCheckpoint_max_record_count_succeeds(checkpoints: Any, bonded: Any) -> None:
+    checkpoints.post_next(recordCount=MAX_RECORDS)
+    assert bonded.latestSeq() == 1
 
 
 def test_postCheckpoint_max_withdrawal_count_succeeds(checkpoints: Any, bonded: Any) -> None:
@@ -193,15 +210,44 @@ def test_postCheckpoint_batch_too_large_reverts(
         checkpoints.post(checkpoints.next_header(batch), batch)
 
 
-def test_postCheckpoint_batch_hash_mismatch_reverts(
+def test_postCheckpoint_batch_length_mismatch_reverts(
     checkpoints: Any, bonded: Any, consts: Any, reverts: Any
 ) -> None:
     header = checkpoints.next_header(consts.EMPTY_BATCH)
     other = consts.EMPTY_BATCH + b"\x00"
+    with reverts(bonded.Settlement_BatchLengthMismatch, length=len(other), batchLength=5):
+        checkpoints.post(header, other)
+
+
+def test_postCheckpoint_batch_hash_mismatch_reverts(
+    checkpoints: Any, bonded: Any, consts: Any, reverts: Any
+) -> None:
+    header = checkpoints.next_header(consts.EMPTY_BATCH)
+    other = consts.EMPTY_BATCH[:-1] + b"\x01"  # same length, other data
     with reverts(
-        bonded.Settlement_BatchHashMismatch, expected=keccak256(other), got=header["batchHash"]
+        bonded.Settlement_BatchHashMismatch, expected=batch_hash(other), got=header["batchHash"]
     ):
         checkpoints.post(header, other)
+
+
+def test_postCheckpoint_plain_keccak_batch_hash_reverts(
+    checkpoints: Any, bonded: Any, reverts: Any
+) -> None:
+    # v1's keccak256(batchData) is not the chunk hash (even for a single chunk)
+    batch = bytes([2]) + b"\x00" * 4
+    header = checkpoints.next_header(batch, batchHash=keccak256(batch))
+    with reverts(
+        bonded.Settlement_BatchHashMismatch, expected=batch_hash(batch), got=keccak256(batch)
+    ):
+        checkpoints.post(header, batch)
+
+
+def test_postCheckpoint_too_many_records_reverts(
+    checkpoints: Any, bonded: Any, reverts: Any
+) -> None:
+    header = checkpoints.next_header(recordCount=MAX_RECORDS + 1)
+    with reverts(bonded.Settlement_TooManyRecords, count=MAX_RECORDS + 1, maximum=MAX_RECORDS):
+        checkpoints.post(header)
 
 
 def test_postCheckpoint_too_many_withdrawals_reverts(
@@ -248,7 +294,9 @@ def test_postCheckpoint_rules_apply_in_documented_order_reverts(
         prevHash=_bytes32("x"),
         depositCursor=5,
         forcedCursor=5,
+        batchLength=7,
         batchHash=_bytes32("y"),
+        recordCount=MAX_RECORDS + 1,
         withdrawalCount=2**17,
         timestamp=2**63,
     )
@@ -259,7 +307,9 @@ def test_postCheckpoint_rules_apply_in_documented_order_reverts(
         (bonded.Settlement_DepositPrefixMismatch, {"depositPrefixHash": consts.ZERO32}),
         (bonded.Settlement_ForcedCursorOutOfRange, {"forcedCursor": 0}),
         (bonded.Settlement_BatchTooLarge, {}),
+        (bonded.Settlement_BatchLengthMismatch, {"batchLength": good["batchLength"]}),
         (bonded.Settlement_BatchHashMismatch, {"batchHash": good["batchHash"]}),
+        (bonded.Settlement_TooManyRecords, {"recordCount": 0}),
         (bonded.Settlement_TooManyWithdrawals, {"withdrawalCount": 0}),
         (bonded.Settlement_BadTimestamp, {"timestamp": good["timestamp"]}),
     ]
@@ -338,10 +388,9 @@ def test_postCheckpoint_accumulates_withdrawal_totals_succeeds(
 ) -> None:
     totals = [5, 0, 2**100, 7]
     for total in totals:
-        checkpoints.post_next(withdrawalTotal=total, claimsTotal=total + 1)
+        checkpoints.post_next(withdrawalTotal=total)
     for seq in range(1, len(totals) + 1):
         cp = bonded.getCheckpoint(seq)
         assert cp.withdrawalTotal == totals[seq - 1]
-        assert cp.claimsTotal == totals[seq - 1] + 1
         assert cp.cumulativeWithdrawalTotal == sum(totals[:seq])
     assert bonded.getCheckpoint(0).cumulativeWithdrawalTotal == 0

@@ -14,3 +14,8 @@ def merkle(project, deployer):
 @pytest.fixture(scope="module")
 def leaves_harness(project, deployer):
     return deployer.deploy(project.LeafHarness)
+
+
+@pytest.fixture(scope="module")
+def batch_harness(project, deployer):
+    return deployer.deploy(project.BatchHarness)

@@ -87,7 +87,9 @@ def test_bench_gas_prints_json():
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert set(report["fills"]) == {"1", "3"}
-    assert report["fills"]["3"]["batch_bytes"] == 5 + 3 * 37
+    # batch data v2: every 37-byte FILL record is followed by its 32-byte state root
+    assert report["fills"]["3"]["batch_bytes"] == 5 + 3 * (37 + 32)
+    assert report["fills"]["3"]["bytes_per_fill"] == 37 + 32
     assert report["deposit"] > 0 and report["claim_withdrawal"] > 0
 
 

@@ -1,10 +1,11 @@
 """Batch building: applies transitions to the ledger and seals them into a checkpoint.
 
 For every accepted transition the builder keeps its record bytes and the state root after it (the
-trace, for fraud proofs), appends what leaves the exchange to the withdrawals tree (Withdraw
-records, and forced withdrawals / exits with a payout > 0, see ``withdrawal_leaf``) and advances the
-prefix hashes of the deposit queue and of the forced-request queue. ``seal`` produces the header and
-batch data the operator posts. No I/O.
+trace: published in the batch data after each record, committed to by the header's traceRoot),
+appends what leaves the exchange to the withdrawals tree (Withdraw records, and forced withdrawals /
+exits with a payout > 0, see ``withdrawal_leaf``) and advances the prefix hashes of the deposit
+queue and of the forced-request queue. ``seal`` produces the header and batch data the operator
+posts. No I/O.
 """
 
 from __future__ import annotations
@@ -27,12 +28,19 @@ from isoperp.ledger.transitions import (
     Transition,
     Withdraw,
 )
-from isoperp.protocol.batch import HEADER_BYTES, assemble_batch, encode_record
+from isoperp.protocol.batch import (
+    HEADER_BYTES,
+    ROOT_BYTES,
+    assemble_batch,
+    batch_hash,
+    encode_record,
+)
 from isoperp.protocol.constants import (
     FORCED_KIND_EXIT,
     FORCED_KIND_WITHDRAWAL,
     INSURANCE_ACCOUNT,
     MAX_BATCH_BYTES,
+    MAX_BATCH_RECORDS,
     TRACE_TREE_DEPTH,
     WITHDRAWAL_TREE_DEPTH,
 )
@@ -115,6 +123,31 @@ def withdrawal_leaf(t: Transition, result: object) -> WithdrawalLeaf | None:
     return None
 
 
+def trace_offsets(records: list[bytes] | tuple[bytes, ...]) -> list[int]:
+    """``offset_i`` of each record: the byte offset of its type byte in the batch data."""
+    offsets = []
+    offset = HEADER_BYTES
+    for record in records:
+        offsets.append(offset)
+        offset += len(record) + ROOT_BYTES
+    return offsets
+
+
+def trace_tree(
+    records: list[bytes] | tuple[bytes, ...], roots_after: list[bytes] | tuple[bytes, ...]
+) -> SparseMerkleTree:
+    """The trace tree: leaf i = ``trace_leaf_hash(i, offset_i, record_i, stateRootAfter_i)``."""
+    return SparseMerkleTree(
+        TRACE_TREE_DEPTH,
+        (
+            (i, trace_leaf_hash(i, offset, record, root))
+            for i, (offset, record, root) in enumerate(
+                zip(trace_offsets(records), records, roots_after, strict=True)
+            )
+        ),
+    )
+
+
 def withdrawals_tree(withdrawals: list[WithdrawalLeaf]) -> SparseMerkleTree:
     return SparseMerkleTree(
         WITHDRAWAL_TREE_DEPTH, ((i, w.leaf_hash) for i, w in enumerate(withdrawals))
@@ -130,13 +163,19 @@ class SealedBatch:
     transitions: tuple[Transition, ...]
     withdrawals: tuple[WithdrawalLeaf, ...]
     roots_after: tuple[bytes, ...]
+    records: tuple[bytes, ...] = ()
 
     def withdrawal_proof(self, index: int) -> list[bytes]:
         return withdrawals_tree(list(self.withdrawals)).proof(index)
 
+    def trace_proof(self, index: int) -> list[bytes]:
+        """The TRACE_TREE_DEPTH siblings of trace leaf ``index`` (bottom-up)."""
+        return trace_tree(self.records, self.roots_after).proof(index)
+
 
 class BatchFull(ProtocolError):
-    """The next transition does not fit the batch (bytes or withdrawal count); seal first."""
+    """The next transition does not fit the batch (bytes, records or withdrawal count); seal
+    first."""
 
     code = "batch_full"
 
@@ -163,7 +202,7 @@ class BatchBuilder:
 
     @property
     def size(self) -> int:
-        """Bytes of batch data so far."""
+        """Bytes of batch data so far (records and their state roots)."""
         return self._size
 
     @property
@@ -193,8 +232,10 @@ class BatchBuilder:
         """Applies ``t`` to the ledger and records it. Raises BatchFull or TransitionRejected
         (from the ledger); in both cases neither the ledger nor the batch changed."""
         record = encode_record(t)
-        if self._size + len(record) > MAX_BATCH_BYTES:
+        if self._size + len(record) + ROOT_BYTES > MAX_BATCH_BYTES:
             raise BatchFull(f"batch would exceed {MAX_BATCH_BYTES} bytes")
+        if len(self._records) >= MAX_BATCH_RECORDS:
+            raise BatchFull(f"batch already holds {MAX_BATCH_RECORDS} records")
         paying = isinstance(t, Withdraw | ForcedWithdraw | ForcedExit)
         if paying and len(self._withdrawals) >= 1 << WITHDRAWAL_TREE_DEPTH:
             raise BatchFull(f"batch already holds {1 << WITHDRAWAL_TREE_DEPTH} withdrawals")
@@ -202,7 +243,7 @@ class BatchBuilder:
         self._records.append(record)
         self._transitions.append(t)
         self._roots_after.append(self._ledger.state_root)
-        self._size += len(record)
+        self._size += len(record) + ROOT_BYTES
         if paying:
             leaf = withdrawal_leaf(t, result)
             if leaf is not None:
@@ -219,16 +260,8 @@ class BatchBuilder:
 
     def seal(self, *, timestamp: int) -> SealedBatch:
         """The next checkpoint: header (seq = previous + 1) and batch data."""
-        data = assemble_batch(self._records)
-        trace = SparseMerkleTree(
-            TRACE_TREE_DEPTH,
-            (
-                (i, trace_leaf_hash(i, record, root))
-                for i, (record, root) in enumerate(
-                    zip(self._records, self._roots_after, strict=True)
-                )
-            ),
-        )
+        data = assemble_batch(self._records, self._roots_after)
+        trace = trace_tree(self._records, self._roots_after)
         withdrawals = withdrawals_tree(self._withdrawals)
         header = CheckpointHeader(
             seq=self.previous.seq + 1,
@@ -241,9 +274,10 @@ class BatchBuilder:
             withdrawals_root=withdrawals.root,
             withdrawal_count=len(self._withdrawals),
             withdrawal_total=sum(w.amount for w in self._withdrawals),
-            claims_total=escape_claims_total(self._ledger),
-            batch_hash=keccak256(data),
+            batch_hash=batch_hash(data),
             trace_root=trace.root,
+            record_count=len(self._records),
+            batch_length=len(data),
             timestamp=max(timestamp, self.previous.timestamp),
         )
         return SealedBatch(
@@ -252,4 +286,5 @@ class BatchBuilder:
             transitions=tuple(self._transitions),
             withdrawals=tuple(self._withdrawals),
             roots_after=tuple(self._roots_after),
+            records=tuple(self._records),
         )

@@ -11,20 +11,38 @@ from dataclasses import dataclass
 
 from hexbytes import HexBytes
 
-from isoperp.batch.builder import withdrawal_leaf, withdrawals_tree
+from isoperp.batch.builder import trace_tree, withdrawal_leaf, withdrawals_tree
 from isoperp.chain.contracts import System
 from isoperp.chain.events import CheckpointLog, QueuedDeposit, QueuedForced
 from isoperp.chain.genesis import read_genesis
 from isoperp.chain.watcher import ChainWatcher
-from isoperp.errors import ProtocolError
+from isoperp.errors import ProtocolError, TransitionRejected
 from isoperp.ledger.ledger import Ledger
 from isoperp.ledger.transitions import Transition
-from isoperp.protocol.batch import decode_batch
+from isoperp.protocol.batch import batch_hash, decode_entries
 from isoperp.protocol.header import CheckpointHeader, WithdrawalLeaf
 
 __all__ = ["QueuedDeposit", "QueuedForced"]  # re-exported: the events of the queues
 
 logger = logging.getLogger(__name__)
+
+
+class InvalidCheckpoint(ProtocolError):
+    """A posted checkpoint that its own batch data proves wrong: undecodable data, a record the
+    rules reject, a published ``stateRootAfter_i`` the re-execution does not reach, or a header
+    commitment (batchHash, traceRoot, recordCount, batchLength, stateRoot, withdrawalsRoot) that
+    does not match the data. ``record_index`` is the first bad record (None: the checkpoint as a
+    whole). Such a checkpoint is fraud (docs/PROTOCOL.md section 3): it is reported, never skipped.
+    """
+
+    code = "invalid_checkpoint"
+
+    def __init__(self, seq: int, record_index: int | None, reason: str, message: str) -> None:
+        where = "" if record_index is None else f" record {record_index}"
+        super().__init__(f"checkpoint {seq}{where} is invalid ({reason}): {message}")
+        self.seq = seq
+        self.record_index = record_index
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +59,8 @@ class PostedCheckpoint:
     finalizes_at: int
     withdrawals: tuple[WithdrawalLeaf, ...] = ()
     slots: tuple[int | None, ...] = ()
+    records: tuple[bytes, ...] = ()
+    roots_after: tuple[bytes, ...] = ()
 
 
 def scan(system: System) -> ChainWatcher:
@@ -81,14 +101,32 @@ def read_posted(system: System, log: CheckpointLog) -> PostedCheckpoint:
         raise ProtocolError(
             f"checkpoint {log.seq}: calldata does not match the event", code="calldata"
         )
-    data = bytes(params["batchData"])
-    return PostedCheckpoint(
-        header=header,
-        data=data,
-        transitions=tuple(decode_batch(data)),
+    return decode_posted(
+        header,
+        bytes(params["batchData"]),
         tx_hash="0x" + log.tx_hash.hex(),
         block=log.block,
         finalizes_at=log.finalizes_at,
+    )
+
+
+def decode_posted(
+    header: CheckpointHeader, data: bytes, *, tx_hash: str, block: int, finalizes_at: int
+) -> PostedCheckpoint:
+    """A posted checkpoint from its header and batch data; undecodable data makes it invalid."""
+    try:
+        entries = decode_entries(data)
+    except ProtocolError as exc:
+        raise InvalidCheckpoint(header.seq, None, "bad_batch", exc.message) from exc
+    return PostedCheckpoint(
+        header=header,
+        data=data,
+        transitions=tuple(e.transition for e in entries),
+        tx_hash=tx_hash,
+        block=block,
+        finalizes_at=finalizes_at,
+        records=tuple(e.record for e in entries),
+        roots_after=tuple(e.root_after for e in entries),
     )
 
 
@@ -109,26 +147,70 @@ def genesis_ledger(system: System) -> Ledger:
     return ledger
 
 
+def check_commitments(checkpoint: PostedCheckpoint) -> None:
+    """The header's commitments to the batch data, checked without a ledger: batchLength,
+    batchHash (chunk hashes), recordCount and traceRoot. Raises InvalidCheckpoint."""
+    header, data = checkpoint.header, checkpoint.data
+    seq = header.seq
+    if header.batch_length != len(data):
+        raise InvalidCheckpoint(
+            seq, None, "batch_length", f"header says {header.batch_length}, data is {len(data)}"
+        )
+    if header.batch_hash != batch_hash(data):
+        raise InvalidCheckpoint(seq, None, "batch_hash", "batchHash is not the data's chunk hash")
+    if header.record_count != len(checkpoint.records):
+        raise InvalidCheckpoint(
+            seq,
+            None,
+            "record_count",
+            f"header says {header.record_count}, data holds {len(checkpoint.records)}",
+        )
+    if trace_tree(checkpoint.records, checkpoint.roots_after).root != header.trace_root:
+        raise InvalidCheckpoint(seq, None, "trace_root", "traceRoot is not the data's trace")
+
+
 def replay(ledger: Ledger, checkpoint: PostedCheckpoint) -> PostedCheckpoint:
-    """Re-executes one checkpoint's batch on ``ledger``, checks the posted state root and the
-    withdrawals root, and returns the checkpoint with its withdrawal leaves."""
+    """Re-executes one checkpoint's batch on ``ledger`` and returns the checkpoint with its
+    withdrawal leaves, after checking everything the batch data proves: the header's commitments
+    (``check_commitments``), that the rules accept every record (the only no-ops a batch may carry
+    are the forced requests the ledger serves as no-ops), that the ledger reaches every published
+    ``stateRootAfter_i``, the final state root and the withdrawals root.
+
+    Raises InvalidCheckpoint naming the first bad record; ``ledger`` then holds the state after
+    the records before it (rebuild a fresh one to go on)."""
+    check_commitments(checkpoint)
+    seq = checkpoint.header.seq
     leaves: list[WithdrawalLeaf] = []
     slots: list[int | None] = []
-    for t in checkpoint.transitions:
-        leaf = withdrawal_leaf(t, ledger.apply(t))
+    for i, (t, root_after) in enumerate(
+        zip(checkpoint.transitions, checkpoint.roots_after, strict=True)
+    ):
+        try:
+            result = ledger.apply(t)
+        except TransitionRejected as exc:
+            raise InvalidCheckpoint(seq, i, exc.reason, exc.message) from exc
+        if ledger.state_root != root_after:
+            raise InvalidCheckpoint(
+                seq,
+                i,
+                "root_mismatch",
+                f"re-executed root 0x{ledger.state_root.hex()} != published 0x{root_after.hex()}",
+            )
+        leaf = withdrawal_leaf(t, result)
         slots.append(None if leaf is None else len(leaves))
         if leaf is not None:
             leaves.append(leaf)
     if ledger.state_root != checkpoint.header.state_root:
-        raise ProtocolError(
-            f"checkpoint {checkpoint.header.seq}: re-executed root 0x{ledger.state_root.hex()} "
+        raise InvalidCheckpoint(
+            seq,
+            None,
+            "root_mismatch",
+            f"re-executed root 0x{ledger.state_root.hex()} "
             f"!= posted 0x{checkpoint.header.state_root.hex()}",
-            code="root_mismatch",
         )
     if withdrawals_tree(leaves).root != checkpoint.header.withdrawals_root:
-        raise ProtocolError(
-            f"checkpoint {checkpoint.header.seq}: withdrawals root does not match its batch",
-            code="withdrawals_mismatch",
+        raise InvalidCheckpoint(
+            seq, None, "withdrawals_mismatch", "withdrawals root does not match its batch"
         )
     return dataclasses.replace(checkpoint, withdrawals=tuple(leaves), slots=tuple(slots))
 

@@ -53,17 +53,20 @@ def gas(sizes: str, as_json: bool, port: int) -> None:
     if as_json:
         click.echo(json.dumps(report.as_dict()))
         return
-    table = Table("operation", "gas", "batch bytes", "gas per fill", title="settlement gas")
-    table.add_row("deposit", f"{report.deposit:,}", "", "")
-    table.add_row("postCheckpoint (empty)", f"{report.checkpoint_empty:,}", "5", "")
+    table = Table(
+        "operation", "gas", "batch bytes", "gas per fill", "bytes per fill", title="settlement gas"
+    )
+    table.add_row("deposit", f"{report.deposit:,}", "", "", "")
+    table.add_row("postCheckpoint (empty)", f"{report.checkpoint_empty:,}", "5", "", "")
     for n, row in report.checkpoints.items():
         table.add_row(
             f"postCheckpoint ({n} fills)",
             f"{row['gas']:,}",
             f"{row['batch_bytes']:,}",
             f"{row['gas_per_fill']:,}",
+            f"{row['bytes_per_fill']:,}",
         )
-    table.add_row("claimWithdrawal", f"{report.claim_withdrawal:,}", "", "")
+    table.add_row("claimWithdrawal", f"{report.claim_withdrawal:,}", "", "", "")
     console.print(table)
 
 

@@ -28,8 +28,9 @@ INVARIANTS (hold after every accepted transition; ``check_invariants`` verifies 
 
 REJECTION REASONS (``TransitionRejected.reason``):
 
-- any transition: ``malformed`` (a field the batch record cannot carry: wrong type, out of its
-  uint/int range, not an address, an order slot >= 64), ``overflow`` (a result would leave its
+- any transition: ``malformed`` (a field the batch record cannot carry, checked against the record
+  table ``isoperp.protocol.records``: wrong type, out of its uint/int range, not an address, a
+  signature that is not 65 bytes, an order slot >= 64), ``overflow`` (a result would leave its
   leaf range).
 - Deposit: ``deposit_out_of_order``, ``bad_account_id``, ``accounts_full``, ``bad_amount`` (0),
   ``insurance_account`` (a deposit for the zero address, which owns the insurance account).
@@ -149,6 +150,7 @@ from isoperp.protocol.leaves import (
     order_index,
     position_index,
 )
+from isoperp.protocol.records import BY_CLASS
 from isoperp.protocol.signing import NO_SIGNATURE, Domain, recover_signer, request_digest
 from isoperp.tree.merkle import EMPTY, SparseMerkleTree, hash_leaf
 
@@ -399,61 +401,11 @@ Applied: TypeAlias = (
 
 
 # ------------------------------------------------------------------------------------------------
-# Field validation (record fields the batch format could not carry are "malformed")
+# Rejections (fields the batch format could not carry are "malformed": see Ledger._plan)
 
 
 def _reject(reason: str, message: str) -> TransitionRejected:
     return TransitionRejected(reason, message)
-
-
-def _uint(name: str, value: object, bits: int) -> int:
-    if type(value) is not int or not 0 <= value < (1 << bits):
-        raise _reject("malformed", f"{name} must be a uint{bits}, got {value!r}")
-    return value
-
-
-def _sint(name: str, value: object, bits: int) -> int:
-    bound = 1 << (bits - 1)
-    if type(value) is not int or not -bound <= value < bound:
-        raise _reject("malformed", f"{name} must be an int{bits}, got {value!r}")
-    return value
-
-
-def _bool(name: str, value: object) -> bool:
-    if type(value) is not bool:
-        raise _reject("malformed", f"{name} must be a bool, got {value!r}")
-    return value
-
-
-def _slot(name: str, value: object) -> int:
-    if type(value) is not int or not 0 <= value < ORDER_SLOTS:
-        raise _reject("malformed", f"{name} must be an order slot < {ORDER_SLOTS}, got {value!r}")
-    return value
-
-
-def _address(name: str, value: object) -> str:
-    if not isinstance(value, str):
-        raise _reject("malformed", f"{name} must be an address string, got {value!r}")
-    try:
-        return checksum_address(value)
-    except ValueError as exc:
-        raise _reject("malformed", f"{name}: {exc}") from exc
-
-
-def _fields(t: Any, spec: Sequence[tuple[str, str, int]]) -> None:
-    """Checks the fields named in ``spec``: (name, "u" | "s" | "b" | "slot", bits)."""
-    for name, kind, bits in spec:
-        value = getattr(t, name)
-        if kind == "u":
-            if type(value) is int and 0 <= value < (1 << bits):  # _uint, without the call
-                continue
-            _uint(name, value, bits)
-        elif kind == "s":
-            _sint(name, value, bits)
-        elif kind == "b":
-            _bool(name, value)
-        else:
-            _slot(name, value)
 
 
 def _overflow(exc: ValueError) -> TransitionRejected:
@@ -995,6 +947,13 @@ class Ledger:
         planner = _PLANNERS.get(type(t))
         if planner is None:
             raise TypeError(f"not a transition: {type(t).__name__}")
+        # Every field against the record table (protocol.records): what the batch cannot carry.
+        codec = BY_CLASS.get(type(t))
+        if codec is None:
+            raise TypeError(f"{type(t).__name__} has no record layout in protocol.records")
+        error = codec.field_error(t)
+        if error is not None:
+            raise _reject("malformed", error)
         return planner(self, t)
 
     # -- shared checks (read only) ---------------------------------------------------------------
@@ -1013,8 +972,6 @@ class Ledger:
 
     def _check_signature(self, t: SignedRequest, signer: str) -> None:
         """``t.signature`` recovers to ``signer`` over ``t``'s EIP-712 digest."""
-        if not isinstance(t.signature, bytes):
-            raise _reject("malformed", "signature must be bytes")
         try:
             recovered = recover_signer(request_digest(self.domain, t), t.signature)
         except ProtocolError as exc:
@@ -1177,11 +1134,8 @@ class Ledger:
     # -- planners: validate and compute, never mutate ------------------------------------------
 
     def _plan_deposit(self, t: Deposit) -> _Plan:
-        deposit_index = _uint("deposit_index", t.deposit_index, 64)
-        account_id = _uint("account_id", t.account_id, 32)
-        owner = _address("owner", t.owner)
-        amount = _uint("amount", t.amount, 128)
-        _uint("timestamp", t.timestamp, 64)
+        deposit_index, account_id, amount = t.deposit_index, t.account_id, t.amount
+        owner = checksum_address(t.owner)
         ex = self._exchange
         if deposit_index != ex.deposit_cursor:
             raise _reject(
@@ -1237,10 +1191,8 @@ class Ledger:
         return account
 
     def _plan_withdraw(self, t: Withdraw) -> _Plan:
-        _uint("account_id", t.account_id, 32)
-        recipient = _address("recipient", t.recipient)
-        amount = _uint("amount", t.amount, 128)
-        _uint("nonce", t.nonce, 64)
+        recipient = checksum_address(t.recipient)
+        amount = t.amount
         if int(recipient, 16) == 0:
             raise _reject("bad_recipient", "the zero address can never be paid on L1")
         account = self._signed_account(t)
@@ -1286,10 +1238,7 @@ class Ledger:
             raise _overflow(exc) from exc
 
     def _plan_margin_transfer(self, t: MarginTransfer) -> _Plan:
-        _uint("account_id", t.account_id, 32)
-        market_id = _uint("market_id", t.market_id, 16)
-        amount = _sint("amount", t.amount, 128)
-        _uint("nonce", t.nonce, 64)
+        market_id, amount = t.market_id, t.amount
         account = self._signed_account(t)
         market = self._market_of(market_id)
         if amount == 0:
@@ -1332,28 +1281,12 @@ class Ledger:
     # -- orders --
 
     def _plan_order(self, t: PlaceOrder) -> _Plan:
-        _fields(
-            t,
-            (
-                ("account_id", "u", 32),
-                ("market_id", "u", 16),
-                ("is_buy", "b", 1),
-                ("price", "u", 64),
-                ("size", "u", 64),
-                ("time_in_force", "u", 8),
-                ("flags", "u", 8),
-                ("nonce", "u", 64),
-                ("expiry", "u", 64),
-            ),
-        )
         account = self._account_of(t.account_id)
         self._check_owner_signature(t, account)
         market = self._market_of(t.market_id)
         post_only_ioc = t.flags & FLAG_POST_ONLY and t.time_in_force != TIF_GTC
         if t.time_in_force > TIF_FOK or t.flags & ~ORDER_FLAGS_MASK or post_only_ioc:
-            raise _reject(
-                "bad_order", f"time in force {t.time_in_force} with flags {t.flags:#x}"
-            )
+            raise _reject("bad_order", f"time in force {t.time_in_force} with flags {t.flags:#x}")
         if t.price == 0 or t.price % market.price_tick:
             raise _reject(
                 "off_tick", f"price {t.price} is not a positive multiple of {market.price_tick}"
@@ -1388,7 +1321,6 @@ class Ledger:
         return AppliedOrder(order, held, touched), (order,), _NO_DELETES
 
     def _plan_cancel(self, t: CancelOrder) -> _Plan:
-        _fields(t, (("account_id", "u", 32), ("nonce", "u", 64)))
         account = self._account_of(t.account_id)
         self._check_owner_signature(t, account)
         slot = t.nonce % ORDER_SLOTS
@@ -1406,7 +1338,6 @@ class Ledger:
         return AppliedOrderClosed(order, tombstone, touched), (order,), _NO_DELETES
 
     def _plan_order_done(self, t: OrderDone) -> _Plan:
-        _fields(t, (("account_id", "u", 32), ("slot", "slot", 8)))
         held = self._live_order(t.account_id, t.slot)
         if held.time_in_force not in (TIF_IOC, TIF_FOK):
             raise _reject("not_ioc", f"order {t.account_id}/{held.nonce} is good till cancelled")
@@ -1416,7 +1347,6 @@ class Ledger:
     # -- oracle and funding --
 
     def _plan_price(self, t: PriceUpdate) -> _Plan:
-        _fields(t, (("market_id", "u", 16), ("price", "u", 64), ("timestamp", "u", 64)))
         market = self._market_of(t.market_id)
         self._check_signature(t, self.oracle)
         if t.price == 0:
@@ -1430,7 +1360,6 @@ class Ledger:
         return result, (new,), _NO_DELETES
 
     def _plan_funding(self, t: Funding) -> _Plan:
-        _fields(t, (("market_id", "u", 16), ("rate_ppm", "s", 32), ("timestamp", "u", 64)))
         market = self._market_of(t.market_id)
         if t.timestamp <= market.funding_time:
             raise _reject(
@@ -1454,19 +1383,6 @@ class Ledger:
     # -- trading --
 
     def _plan_fill(self, t: Fill) -> _Plan:
-        _fields(
-            t,
-            (
-                ("market_id", "u", 16),
-                ("maker_id", "u", 32),
-                ("maker_slot", "slot", 8),
-                ("taker_id", "u", 32),
-                ("taker_slot", "slot", 8),
-                ("size", "u", 64),
-                ("price", "u", 64),
-                ("timestamp", "u", 64),
-            ),
-        )
         market = self._market_of(t.market_id)
         _check_grid(market, t.size, t.price)
         if t.maker_id == t.taker_id:
@@ -1529,18 +1445,6 @@ class Ledger:
         return pos, funding
 
     def _plan_liquidate(self, t: Liquidate) -> _Plan:
-        _fields(
-            t,
-            (
-                ("market_id", "u", 16),
-                ("account_id", "u", 32),
-                ("maker_id", "u", 32),
-                ("maker_slot", "slot", 8),
-                ("size", "u", 64),
-                ("price", "u", 64),
-                ("timestamp", "u", 64),
-            ),
-        )
         market = self._market_of(t.market_id)
         _check_grid(market, t.size, t.price)
         if t.maker_id == t.account_id:
@@ -1624,7 +1528,6 @@ class Ledger:
         return merged, funding, ex, solvency
 
     def _plan_backstop(self, t: Backstop) -> _Plan:
-        _fields(t, (("market_id", "u", 16), ("account_id", "u", 32), ("timestamp", "u", 64)))
         market = self._market_of(t.market_id)
         pos, funding = self._liquidatable(t.account_id, market, t.timestamp)
         merged, insurance_funding, exchange, solvency = self._takeover(market, pos)
@@ -1675,16 +1578,6 @@ class Ledger:
         return result, tuple(writes), tuple(deletes)
 
     def _plan_deleverage(self, t: Deleverage) -> _Plan:
-        _fields(
-            t,
-            (
-                ("market_id", "u", 16),
-                ("account_id", "u", 32),
-                ("counterparty_id", "u", 32),
-                ("size", "u", 64),
-                ("timestamp", "u", 64),
-            ),
-        )
         market = self._market_of(t.market_id)
         _check_grid(market, t.size, None)
         if t.account_id == INSURANCE_ACCOUNT:
@@ -1747,10 +1640,8 @@ class Ledger:
         (``malformed``) and a request out of queue order; then returns the exchange with the
         cursor advanced, the checksummed requester, the account (None if it does not exist), the
         no-op reason so far (None: the requester owns an ordinary account) and the leaves read."""
-        forced_index = _uint("forced_index", t.forced_index, 64)
-        account_id = _uint("account_id", t.account_id, 32)
-        requester = _address("requester", t.requester)
-        _uint("timestamp", t.timestamp, 64)
+        forced_index, account_id = t.forced_index, t.account_id
+        requester = checksum_address(t.requester)
         ex = self._exchange
         if forced_index != ex.forced_cursor:
             raise _reject(
@@ -1772,7 +1663,7 @@ class Ledger:
         return exchange, requester, account, None, touched
 
     def _plan_forced_withdraw(self, t: ForcedWithdraw) -> _Plan:
-        amount = _uint("amount", t.amount, 128)
+        amount = t.amount
         exchange, requester, account, noop, touched = self._forced_account(t)
         paid = 0
         writes: tuple[Leaf, ...] = (exchange,)
@@ -1799,7 +1690,7 @@ class Ledger:
         return result, writes, _NO_DELETES
 
     def _plan_forced_exit(self, t: ForcedExit) -> _Plan:
-        market_id = _uint("market_id", t.market_id, 16)
+        market_id = t.market_id
         exchange, requester, _account, noop, touched = self._forced_account(t)
         market = self._markets.get(market_id)
         pos = None
@@ -1815,8 +1706,21 @@ class Ledger:
                     noop = "no_position"
         if noop is not None:
             result = AppliedForcedExit(
-                t.forced_index, t.account_id, market_id, requester, 0, 0, 0, 0, 0, 0, 0, None,
-                exchange.insurance_fund, 0 if market is None else market.open_interest, noop,
+                t.forced_index,
+                t.account_id,
+                market_id,
+                requester,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                None,
+                exchange.insurance_fund,
+                0 if market is None else market.open_interest,
+                noop,
                 tuple(touched),
             )
             return result, (exchange,), _NO_DELETES

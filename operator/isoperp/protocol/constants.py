@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-PROTOCOL_VERSION: Final = 1
+PROTOCOL_VERSION: Final = 2
 
 # Trees (section 2 and 4)
 STATE_TREE_DEPTH: Final = 32
@@ -33,8 +33,10 @@ LEAF_EXCHANGE: Final = 4
 LEAF_ORDER: Final = 5
 
 # Batch data (section 3)
-BATCH_VERSION: Final = 1
+BATCH_VERSION: Final = 2
 MAX_BATCH_BYTES: Final = 131_072
+BATCH_CHUNK_BYTES: Final = 4_096  # batchHash chunks (section 3)
+MAX_BATCH_RECORDS: Final = 1 << 20  # = 2^TRACE_TREE_DEPTH, the trace tree's capacity
 RECORD_DEPOSIT: Final = 0x01
 RECORD_WITHDRAW: Final = 0x02
 RECORD_MARGIN_TRANSFER: Final = 0x03

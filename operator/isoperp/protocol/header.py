@@ -20,7 +20,11 @@ def _address_word(address: str) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class CheckpointHeader:
-    """The header the operator posts; field order is the Solidity struct's."""
+    """The header the operator posts (v2); field order is the Solidity struct's
+    (CheckpointLib.sol): ``uint64 seq, bytes32 prevHash, bytes32 stateRoot, uint64 depositCursor,
+    bytes32 depositPrefixHash, uint64 forcedCursor, bytes32 forcedPrefixHash, bytes32
+    withdrawalsRoot, uint64 withdrawalCount, uint128 withdrawalTotal, bytes32 batchHash, bytes32
+    traceRoot, uint32 recordCount, uint32 batchLength, uint64 timestamp``."""
 
     seq: int
     prev_hash: bytes
@@ -32,17 +36,21 @@ class CheckpointHeader:
     withdrawals_root: bytes
     withdrawal_count: int
     withdrawal_total: int
-    claims_total: int
     batch_hash: bytes
     trace_root: bytes
+    record_count: int
+    batch_length: int
     timestamp: int
 
     @classmethod
     def genesis(cls, state_root: bytes) -> CheckpointHeader:
-        return cls(0, ZERO32, state_root, 0, ZERO32, 0, ZERO32, ZERO32, 0, 0, 0, ZERO32, ZERO32, 0)
+        """Every field zero except the state root (the Settlement's genesis checkpoint)."""
+        return cls(
+            0, ZERO32, state_root, 0, ZERO32, 0, ZERO32, ZERO32, 0, 0, ZERO32, ZERO32, 0, 0, 0
+        )
 
     def encode(self) -> bytes:
-        """abi.encode(header): fourteen static words."""
+        """abi.encode(header): fifteen static words."""
         return b"".join(
             value if isinstance(value, bytes) else _word(value) for value in astuple(self)
         )
@@ -72,6 +80,8 @@ class WithdrawalLeaf:
         )
 
 
-def trace_leaf_hash(index: int, record: bytes, state_root_after: bytes) -> bytes:
-    """Leaf ``index`` of the trace tree: (i, keccak(record_i), stateRootAfter_i)."""
-    return hash_leaf(_word(index) + keccak256(record) + state_root_after)
+def trace_leaf_hash(index: int, offset: int, record: bytes, state_root_after: bytes) -> bytes:
+    """Leaf ``index`` of the trace tree: ``keccak256(0x00 ‖ abi.encode(uint32 i, uint32 offset_i,
+    bytes32 keccak256(record_i), bytes32 stateRootAfter_i))``; ``offset_i`` is the byte offset of
+    the record's type byte in the batch data."""
+    return hash_leaf(_word(index) + _word(offset) + keccak256(record) + state_root_after)

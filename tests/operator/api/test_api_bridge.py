@@ -50,9 +50,10 @@ def posted(seq, transitions, *, finalizes_at, withdrawals=0):
         ZERO32,
         withdrawals,
         0,
+        ZERO32,
+        ZERO32,
+        len(transitions),
         0,
-        ZERO32,
-        ZERO32,
         NOW + seq,
     )
     return PostedCheckpoint(header, b"", tuple(transitions), f"0x{seq:064x}", seq, finalizes_at)

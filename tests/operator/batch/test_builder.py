@@ -27,8 +27,8 @@ from isoperp.ledger.transitions import (
     Withdraw,
     forced_request,
 )
-from isoperp.protocol.batch import decode_batch, encode_record
-from isoperp.protocol.constants import TRACE_TREE_DEPTH, WITHDRAWAL_TREE_DEPTH
+from isoperp.protocol.batch import batch_hash, decode_batch, decode_entries, encode_record
+from isoperp.protocol.constants import MAX_BATCH_RECORDS, TRACE_TREE_DEPTH, WITHDRAWAL_TREE_DEPTH
 from isoperp.protocol.header import CheckpointHeader, WithdrawalLeaf, trace_leaf_hash
 from isoperp.protocol.signing import Domain, request_digest, sign_digest, sign_request
 from isoperp.tree.merkle import SparseMerkleTree, verify_proof
@@ -73,7 +73,8 @@ def test_seal_commits_everything(ledger, genesis):
     h = sealed.header
     assert (h.seq, h.prev_hash, h.timestamp) == (1, genesis.hash, 200)
     assert h.state_root == ledger.state_root
-    assert h.batch_hash == keccak256(sealed.data)
+    assert h.batch_hash == batch_hash(sealed.data)
+    assert (h.record_count, h.batch_length) == (4, len(sealed.data))
     assert decode_batch(sealed.data) == ts
     # deposit queue: cursor and prefix hash continue the vault's chain
     prefix = deposit_prefix_step(deposit_prefix_step(b"\0" * 32, ts[0]), ts[1])
@@ -87,17 +88,27 @@ def test_seal_commits_everything(ledger, genesis):
     for i, leaf in enumerate(sealed.withdrawals):
         proof = sealed.withdrawal_proof(i)
         assert verify_proof(h.withdrawals_root, leaf.leaf_hash, i, proof, WITHDRAWAL_TREE_DEPTH)
-    # trace tree: (record hash, root after) per transition; the last root is the state root
+    # trace: every record is followed by the root after it in the data; the last root is the
+    # state root; leaf i = (i, offset_i, record hash, root after)
     assert sealed.roots_after[-1] == h.state_root
     records = [encode_record(t) for t in ts]
+    entries = decode_entries(sealed.data)
+    assert [e.root_after for e in entries] == list(sealed.roots_after)
+    assert [e.record for e in entries] == records == list(sealed.records)
+    offsets = [5, 5 + 57 + 32, 5 + 2 * (57 + 32), 5 + 2 * (57 + 32) + 114 + 32]
+    assert [e.offset for e in entries] == offsets
+    assert len(sealed.data) == offsets[-1] + 114 + 32
     trace = SparseMerkleTree(
         TRACE_TREE_DEPTH,
         [
-            (i, trace_leaf_hash(i, r, root))
-            for i, (r, root) in enumerate(zip(records, sealed.roots_after, strict=True))
+            (i, trace_leaf_hash(i, o, r, root))
+            for i, (o, r, root) in enumerate(zip(offsets, records, sealed.roots_after, strict=True))
         ],
     )
     assert h.trace_root == trace.root
+    for i in range(4):
+        leaf = trace_leaf_hash(i, offsets[i], records[i], sealed.roots_after[i])
+        assert verify_proof(h.trace_root, leaf, i, sealed.trace_proof(i), TRACE_TREE_DEPTH)
     assert len(set(sealed.roots_after)) == 4  # every transition moved the root
 
 
@@ -131,11 +142,23 @@ def test_rejected_transition_changes_neither_ledger_nor_batch(ledger, genesis):
 
 
 def test_batch_full_before_applying(ledger, genesis, monkeypatch):
-    monkeypatch.setattr("isoperp.batch.builder.MAX_BATCH_BYTES", 5 + 57)
+    monkeypatch.setattr("isoperp.batch.builder.MAX_BATCH_BYTES", 5 + 57 + 32)
+    b = BatchBuilder(ledger, genesis)
+    b.add(Deposit(0, 0, ALICE.address, 1, 1))
+    assert b.size == 5 + 57 + 32  # a record and its state root
+    root = ledger.state_root
+    with pytest.raises(BatchFull):
+        b.add(Deposit(1, 1, BOB.address, 1, 1))
+    assert ledger.state_root == root and len(b) == 1
+
+
+def test_batch_full_at_record_limit(ledger, genesis, monkeypatch):
+    assert MAX_BATCH_RECORDS == 1 << TRACE_TREE_DEPTH
+    monkeypatch.setattr("isoperp.batch.builder.MAX_BATCH_RECORDS", 1)
     b = BatchBuilder(ledger, genesis)
     b.add(Deposit(0, 0, ALICE.address, 1, 1))
     root = ledger.state_root
-    with pytest.raises(BatchFull):
+    with pytest.raises(BatchFull, match="records"):
         b.add(Deposit(1, 1, BOB.address, 1, 1))
     assert ledger.state_root == root and len(b) == 1
 
@@ -148,7 +171,14 @@ def test_timestamp_never_goes_back(ledger, genesis):
 
 def test_empty_batch_seals(ledger, genesis):
     sealed = BatchBuilder(ledger, genesis).seal(timestamp=0)
-    assert sealed.data == b"\x01\x00\x00\x00\x00"
+    assert sealed.data == b"\x02\x00\x00\x00\x00"
+    h = sealed.header
+    assert (h.record_count, h.batch_length, h.batch_hash) == (
+        0,
+        5,
+        keccak256(keccak256(sealed.data)),
+    )
+    assert h.trace_root == SparseMerkleTree(TRACE_TREE_DEPTH).root
     assert sealed.header.state_root == genesis.state_root
     assert sealed.header.withdrawals_root == SparseMerkleTree(WITHDRAWAL_TREE_DEPTH).root
 

@@ -61,7 +61,7 @@ def test_story_with_every_record_replays_to_the_same_roots(h, insurance) -> None
         "Deposit", "Withdraw", "MarginTransfer", "PlaceOrder", "CancelOrder", "OrderDone",
         "PriceUpdate", "Funding", "Fill", "Liquidate", "Backstop", "Deleverage",
     }
-    decoded = decode_batch(encode_batch(log))
+    decoded = decode_batch(encode_batch(log, roots))
     assert decoded == log
     fresh = Ledger.genesis(DEVNET_MARKETS, h.domain, h.ledger.oracle)
     for t, root in zip(decoded, roots, strict=True):

@@ -79,7 +79,6 @@ def test_withdraw_high_s_malleated_signature_rejects(h, new_user) -> None:
     "mangle",
     [
         lambda sig: sig[:64] + bytes([sig[64] - 27]),  # v = 0/1
-        lambda sig: sig[:64],  # 64 bytes
         lambda sig: b"\x00" * 65,
         lambda sig: sig[:64] + bytes([55 - sig[64]]),  # other recovery id: another key
     ],
@@ -89,6 +88,15 @@ def test_withdraw_mangled_signature_rejects(h, new_user, mangle) -> None:
     h.deposit(alice, 10_000_000)
     t = h.withdraw_tx(alice, 1_000_000)
     h.reject(dataclasses.replace(t, signature=mangle(t.signature)), "bad_signature")
+
+
+@pytest.mark.parametrize("length", [0, 64, 66])
+def test_withdraw_signature_not_65_bytes_is_malformed(h, new_user, length) -> None:
+    # the record carries exactly 65 bytes (sig65): anything else cannot be in a batch
+    alice = new_user()
+    h.deposit(alice, 10_000_000)
+    t = h.withdraw_tx(alice, 1_000_000)
+    h.reject(dataclasses.replace(t, signature=(t.signature * 2)[:length]), "malformed")
 
 
 def test_withdraw_tampered_fields_reject(h, new_user) -> None:

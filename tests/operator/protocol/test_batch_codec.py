@@ -1,10 +1,13 @@
 """Batch data encoding: exact layout, round trips, and strict rejection of malformed data."""
 
+import typing
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from isoperp.errors import ProtocolError
+from isoperp.hashing import keccak256
 from isoperp.ledger.model import checksum_address
 from isoperp.ledger.transitions import (
     Backstop,
@@ -20,13 +23,24 @@ from isoperp.ledger.transitions import (
     OrderDone,
     PlaceOrder,
     PriceUpdate,
+    Transition,
     Withdraw,
 )
-from isoperp.protocol.batch import decode_batch, encode_batch, encode_record, record_sizes
-from isoperp.protocol.constants import MAX_BATCH_BYTES
+from isoperp.protocol.batch import (
+    assemble_batch,
+    batch_hash,
+    chunk_hashes,
+    decode_batch,
+    decode_entries,
+    encode_batch,
+    encode_record,
+)
+from isoperp.protocol.constants import BATCH_CHUNK_BYTES, MAX_BATCH_BYTES
+from isoperp.protocol.records import RECORDS
 
 ADDR = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 SIG = bytes(range(65))
+ROOT = b"\x5a" * 32
 
 u = lambda bits: st.integers(0, (1 << bits) - 1)  # noqa: E731
 addresses = st.binary(min_size=20, max_size=20).map(checksum_address)
@@ -51,29 +65,27 @@ transitions = st.one_of(
 )
 
 
-@given(st.lists(transitions, max_size=20))
-def test_batch_round_trips(ts):
-    assert decode_batch(encode_batch(ts)) == ts
+@given(st.lists(st.tuples(transitions, st.binary(min_size=32, max_size=32)), max_size=20))
+def test_batch_round_trips(pairs):
+    ts = [t for t, _ in pairs]
+    roots = [root for _, root in pairs]
+    data = encode_batch(ts, roots)
+    assert decode_batch(data) == ts
+    entries = decode_entries(data)
+    assert [e.root_after for e in entries] == roots
+    assert [e.record for e in entries] == [encode_record(t) for t in ts]
+    # offset_0 = 5, offset_{i+1} = offset_i + len(record_i) + 32, the last entry ends the data
+    offset = 5
+    for i, e in enumerate(entries):
+        assert (e.index, e.offset) == (i, offset)
+        assert data[e.offset : e.offset + len(e.record)] == e.record
+        offset += len(e.record) + 32
+    assert offset == len(data)
 
 
-def test_record_sizes_match_protocol_doc():
-    # docs/PROTOCOL.md section 3: payload bytes, plus the type byte.
-    assert record_sizes() == {
-        0x01: 1 + 56,
-        0x02: 1 + 113,
-        0x03: 1 + 95,
-        0x04: 1 + 36,
-        0x05: 1 + 106,
-        0x06: 1 + 77,
-        0x07: 1 + 5,
-        0x08: 1 + 83,
-        0x09: 1 + 14,
-        0x0A: 1 + 35,
-        0x0B: 1 + 14,
-        0x0C: 1 + 26,
-        0x10: 1 + 56,
-        0x11: 1 + 42,
-    }
+def test_every_transition_has_one_record_layout():
+    assert {r.cls for r in RECORDS} == set(typing.get_args(Transition))
+    assert len(RECORDS) == len({r.code for r in RECORDS}) == len({r.name for r in RECORDS})
 
 
 def test_fill_record_exact_bytes():
@@ -110,7 +122,8 @@ def test_order_record_exact_bytes():
 def test_funding_negative_rate_is_twos_complement():
     record = encode_record(Funding(0, -1, 5))
     assert record[3:7] == b"\xff" * 4
-    assert decode_batch(encode_batch([Funding(0, -(1 << 31), 5)])) == [Funding(0, -(1 << 31), 5)]
+    data = encode_batch([Funding(0, -(1 << 31), 5)], [ROOT])
+    assert decode_batch(data) == [Funding(0, -(1 << 31), 5)]
 
 
 def test_deposit_record_exact_bytes():
@@ -148,7 +161,7 @@ def test_forced_exit_record_exact_bytes():
         + (1_700_000_000).to_bytes(8, "big")
     )
     # decoding checksums the requester
-    assert decode_batch(encode_batch([ForcedExit(9, 7, 1, ADDR.lower(), 5)])) == [
+    assert decode_batch(encode_batch([ForcedExit(9, 7, 1, ADDR.lower(), 5)], [ROOT])) == [
         ForcedExit(9, 7, 1, ADDR, 5)
     ]
 
@@ -159,18 +172,37 @@ def test_margin_transfer_negative_amount_is_twos_complement():
 
 
 def test_empty_batch_is_version_and_zero_count():
-    assert encode_batch([]) == b"\x01\x00\x00\x00\x00"
-    assert decode_batch(b"\x01\x00\x00\x00\x00") == []
+    assert encode_batch([], []) == b"\x02\x00\x00\x00\x00"
+    assert decode_batch(b"\x02\x00\x00\x00\x00") == []
+
+
+def test_batch_entry_exact_bytes():
+    fill = Fill(1, 7, 3, 9, 63, 1_000, 600_000, 1_700_000_000)
+    record = encode_record(fill)
+    assert encode_batch([fill, fill], [ROOT, b"\x01" * 32]) == (
+        b"\x02\x00\x00\x00\x02" + record + ROOT + record + b"\x01" * 32
+    )
+
+
+def test_assemble_batch_needs_one_root_per_record():
+    with pytest.raises(ProtocolError):
+        assemble_batch([b"\x07" + b"\x00" * 5], [])
+    with pytest.raises(ProtocolError):
+        assemble_batch([b"\x07" + b"\x00" * 5], [b"\x00" * 31])
 
 
 @pytest.mark.parametrize(
     "data, code",
     [
         (b"", "bad_batch"),
-        (b"\x02\x00\x00\x00\x00", "bad_batch"),  # unknown version
-        (b"\x01\x00\x00\x00\x01", "bad_batch"),  # count 1, no record
-        (b"\x01\x00\x00\x00\x01\x7f", "bad_batch"),  # unknown record type
-        (b"\x01\x00\x00\x00\x00\x00", "bad_batch"),  # trailing byte
+        (b"\x02\x00\x00\x00", "bad_batch"),  # no count
+        (b"\x01\x00\x00\x00\x00", "bad_batch"),  # version 1 is not read any more
+        (b"\x03\x00\x00\x00\x00", "bad_batch"),  # unknown version
+        (b"\x02\x00\x00\x00\x01", "bad_batch"),  # count 1, no record
+        (b"\x02\x00\x00\x00\x01\x7f", "bad_batch"),  # unknown record type
+        (b"\x02\x00\x00\x00\x01\x07\x00\x00\x00\x01\x02", "bad_batch"),  # no state root
+        (b"\x02\x00\x00\x00\x01\x07\x00\x00\x00\x01\x02" + b"\x00" * 31, "bad_batch"),
+        (b"\x02\x00\x00\x00\x00\x00", "bad_batch"),  # trailing byte
     ],
 )
 def test_malformed_batch_rejected(data, code):
@@ -180,13 +212,15 @@ def test_malformed_batch_rejected(data, code):
 
 
 def test_truncated_record_rejected():
-    data = encode_batch([Deposit(0, 0, ADDR, 5, 0)])
+    data = encode_batch([Deposit(0, 0, ADDR, 5, 0)], [ROOT])
     with pytest.raises(ProtocolError, match="truncated"):
         decode_batch(data[:-1])
+    with pytest.raises(ProtocolError, match="truncated"):
+        decode_batch(data[:-33])
 
 
 def test_order_is_buy_must_be_boolean_byte():
-    data = bytearray(encode_batch([PlaceOrder(0, 1, True, 5, 10, 0, 0, 1, 0, SIG)]))
+    data = bytearray(encode_batch([PlaceOrder(0, 1, True, 5, 10, 0, 0, 1, 0, SIG)], [ROOT]))
     data[5 + 1 + 4 + 2] = 2  # the isBuy byte
     with pytest.raises(ProtocolError, match="flag"):
         decode_batch(bytes(data))
@@ -227,9 +261,29 @@ def test_out_of_range_fields_rejected(t):
 
 def test_oversized_batch_rejected():
     fill = Fill(0, 1, 0, 2, 0, 1, 1, 0)
-    count = MAX_BATCH_BYTES // len(encode_record(fill)) + 1
+    count = MAX_BATCH_BYTES // (len(encode_record(fill)) + 32) + 1
     with pytest.raises(ProtocolError) as info:
-        encode_batch([fill] * count)
+        encode_batch([fill] * count, [ROOT] * count)
     assert info.value.code == "batch_too_large"
     with pytest.raises(ProtocolError):
-        decode_batch(b"\x01" + b"\x00" * MAX_BATCH_BYTES)
+        decode_batch(b"\x02" + b"\x00" * MAX_BATCH_BYTES)
+
+
+@pytest.mark.parametrize("length", [0, 1, 4095, 4096, 4097, 8192, 131_072])
+def test_batch_hash_is_hash_of_chunk_hashes(length):
+    data = bytes((i * 31 + 7) % 256 for i in range(length))
+    chunks = [data[i : i + BATCH_CHUNK_BYTES] for i in range(0, length, BATCH_CHUNK_BYTES)]
+    assert BATCH_CHUNK_BYTES == 4096
+    assert all(len(c) == 4096 for c in chunks[:-1]) and (length == 0 or 0 < len(chunks[-1]) <= 4096)
+    assert chunk_hashes(data) == [keccak256(c) for c in chunks]
+    assert batch_hash(data) == keccak256(b"".join(keccak256(c) for c in chunks))
+    assert len(chunk_hashes(data)) <= 32
+
+
+def test_batch_hash_depends_on_every_chunk():
+    data = bytearray(9000)
+    base = batch_hash(bytes(data))
+    for at in (0, 4095, 4096, 8999):
+        changed = bytearray(data)
+        changed[at] = 1
+        assert batch_hash(bytes(changed)) != base

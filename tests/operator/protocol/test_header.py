@@ -9,8 +9,8 @@ from isoperp.protocol.header import CheckpointHeader, WithdrawalLeaf, trace_leaf
 from isoperp.tree.merkle import hash_leaf
 
 HEADER_TYPE = (
-    "(uint64,bytes32,bytes32,uint64,bytes32,uint64,bytes32,bytes32,uint32,uint128,uint128,"
-    "bytes32,bytes32,uint64)"
+    "(uint64,bytes32,bytes32,uint64,bytes32,uint64,bytes32,bytes32,uint64,uint128,"
+    "bytes32,bytes32,uint32,uint32,uint64)"
 )
 b32 = st.binary(min_size=32, max_size=32)
 u = lambda bits: st.integers(0, (1 << bits) - 1)  # noqa: E731
@@ -27,11 +27,12 @@ u = lambda bits: st.integers(0, (1 << bits) - 1)  # noqa: E731
         u(64),
         b32,
         b32,
+        u(64),
+        u(128),
+        b32,
+        b32,
         u(32),
-        u(128),
-        u(128),
-        b32,
-        b32,
+        u(32),
         u(64),
     )
 )
@@ -45,7 +46,7 @@ def test_genesis_header_is_zero_but_root():
     g = CheckpointHeader.genesis(root)
     assert g.seq == 0 and g.state_root == root
     z = b"\0" * 32
-    fields = (0, z, root, 0, z, 0, z, z, 0, 0, 0, z, z, 0)
+    fields = (0, z, root, 0, z, 0, z, z, 0, 0, z, z, 0, 0, 0)
     assert g.encode() == encode([HEADER_TYPE], [fields])
 
 
@@ -57,5 +58,8 @@ def test_withdrawal_leaf_hash():
 
 def test_trace_leaf_hash():
     record, root = b"\x01abc", b"\x09" * 32
-    expected = hash_leaf(encode(["uint32", "bytes32", "bytes32"], [3, keccak256(record), root]))
-    assert trace_leaf_hash(3, record, root) == expected
+    expected = hash_leaf(
+        encode(["uint32", "uint32", "bytes32", "bytes32"], [3, 300, keccak256(record), root])
+    )
+    assert trace_leaf_hash(3, 300, record, root) == expected
+    assert trace_leaf_hash(3, 301, record, root) != expected  # the offset is committed
