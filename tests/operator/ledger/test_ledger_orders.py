@@ -299,7 +299,7 @@ def test_place_order_is_a_transition_type(h) -> None:
     u = h.funded(1_000_000)
     t = h.order_tx(u, True, 600_000, 5, nonce=7)
     assert encode_record(t)[0] == RECORD_ORDER
-    (decoded,) = decode_batch(encode_batch([t]))
+    (decoded,) = decode_batch(encode_batch([t], [b"\x11" * 32]))
     assert decoded == t
     preview = h.ledger.validate(decoded)
     applied = h.ledger.apply(decoded)
