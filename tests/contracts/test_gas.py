@@ -72,11 +72,13 @@ def test_claimWithdrawal_gas_succeeds(
 # ---------------------------------------------------------------- escape hatch
 
 
-def test_requestForced_gas_succeeds(bonded: Any, alice: Any, bob: Any, consts: Any) -> None:
+def test_requestForced_gas_succeeds(
+    bonded: Any, hatch: Any, alice: Any, bob: Any, consts: Any
+) -> None:
     fee = consts.FORCED_FEE
-    first = bonded.requestForcedWithdrawal(1, 5 * USDC, sender=alice, value=fee)
-    second = bonded.requestForcedWithdrawal(2, 5 * USDC, sender=bob, value=fee)
-    exit_ = bonded.requestForcedExit(2, 1, sender=bob, value=fee)
+    first = hatch.requestForcedWithdrawal(1, 5 * USDC, sender=alice, value=fee)
+    second = hatch.requestForcedWithdrawal(2, 5 * USDC, sender=bob, value=fee)
+    exit_ = hatch.requestForcedExit(2, 1, sender=bob, value=fee)
     _check("requestForcedWithdrawal_first", first.gas_used)
     _check("requestForcedWithdrawal", second.gas_used)
     _check("requestForcedExit", exit_.gas_used)
@@ -111,10 +113,11 @@ def test_escape_gas_succeeds(
         [(alice, 600_000 * USDC), (bob, 400_000 * USDC), (bob, 1 * USDC)],
         deposit_cursor=2,
         prove_markets=False,
+        claim_window=consts.CLAIM_WINDOW,
     )
     freeze = w.freeze
-    prove = w.settlement.proveMarket(consts.leaf_fields(m0), tree.proof(m0), sender=stranger)
-    w.settlement.proveMarket(consts.leaf_fields(m1), tree.proof(m1), sender=stranger)
+    prove = w.hatch.proveMarket(consts.leaf_fields(m0), tree.proof(m0), sender=stranger)
+    w.hatch.proveMarket(consts.leaf_fields(m1), tree.proof(m1), sender=stranger)
 
     def account(a: Account) -> tuple[Any, Any]:
         return consts.leaf_fields(a), tree.proof(a)
@@ -123,18 +126,19 @@ def test_escape_gas_succeeds(
     # owner. Account 0 creates word 0; account 1 (account + 1 position) and account 3 (account + 2
     # positions, after account 2 created word 1) then pay the same storage costs, so their
     # difference is the cost of one more position in a call.
-    escape_account = w.settlement.escape(*account(a0), [], sender=stranger)
-    one = w.settlement.escape(*account(a1), [tree.witness(positions[2])], sender=bob)
-    later = w.settlement.escape(*account(a1), [tree.witness(positions[3])], sender=bob)
-    w.settlement.escape(*account(a2), [], sender=stranger)
-    two = w.settlement.escape(
+    escape_account = w.hatch.escape(*account(a0), [], sender=stranger)
+    one = w.hatch.escape(*account(a1), [tree.witness(positions[2])], sender=bob)
+    later = w.hatch.escape(*account(a1), [tree.witness(positions[3])], sender=bob)
+    w.hatch.escape(*account(a2), [], sender=stranger)
+    two = w.hatch.escape(
         *account(a3), [tree.witness(p) for p in positions[4:6]], sender=stranger
     )
     logs = list(w.vault.Deposited.range(0, chain.blocks.head.number + 1))
-    refund = w.settlement.refundDeposit(
+    refund = w.hatch.refundDeposit(
         logs[2].index, logs[2].owner, logs[2].amount, logs[2].timestamp, sender=stranger
     )
-    withdraw = w.settlement.withdrawEscaped(sender=alice)
+    consts.end_window(w.hatch, chain)
+    withdraw = w.hatch.withdrawEscaped(sender=alice)
     _check("freeze", freeze.gas_used)
     _check("proveMarket", prove.gas_used)
     _check("escape_account", escape_account.gas_used)
