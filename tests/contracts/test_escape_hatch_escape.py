@@ -196,9 +196,7 @@ def test_escape_inflated_leaf_reverts(
     other_owner = Account(0, stranger.address, s.a0.collateral, s.a0.nonce)
     for leaf in (inflated, other_owner):
         with reverts(world.hatch.EscapeHatch_InvalidStateProof, index=0, root=s.tree.root):
-            world.hatch.escape(
-                consts.leaf_fields(leaf), s.tree.proof(s.a0), [], sender=stranger
-            )
+            world.hatch.escape(consts.leaf_fields(leaf), s.tree.proof(s.a0), [], sender=stranger)
 
 
 def test_escape_other_accounts_proof_reverts(
@@ -365,9 +363,7 @@ def test_escape_other_accounts_position_reverts(
 ) -> None:
     # Bob's profitable position under alice's account leaf would pay alice.
     with reverts(world.hatch.EscapeHatch_AccountMismatch, accountId=0, positionAccountId=1):
-        world.hatch.escape(
-            *_account(consts, s.tree, s.a0), [s.tree.witness(s.p11)], sender=alice
-        )
+        world.hatch.escape(*_account(consts, s.tree, s.a0), [s.tree.witness(s.p11)], sender=alice)
 
 
 def test_escape_market_not_proven_reverts(

@@ -47,7 +47,9 @@ def test_constants_mirror_conftest_succeeds(consts: Any) -> None:
 # ---------------------------------------------------------------- requestForcedWithdrawal
 
 
-def test_requestForcedWithdrawal_queues_entry_succeeds(bonded: Any, hatch: Any, alice: Any, chain: Any) -> None:
+def test_requestForcedWithdrawal_queues_entry_succeeds(
+    bonded: Any, hatch: Any, alice: Any, chain: Any
+) -> None:
     bond_before = bonded.bond()
     fees_before = hatch.forcedFees()
     receipt = hatch.requestForcedWithdrawal(7, 123, sender=alice, value=FEE)
@@ -64,7 +66,9 @@ def test_requestForcedWithdrawal_queues_entry_succeeds(bonded: Any, hatch: Any, 
     assert bonded.bond() == bond_before
 
 
-def test_requestForcedExit_queues_entry_succeeds(bonded: Any, hatch: Any, alice: Any, chain: Any) -> None:
+def test_requestForcedExit_queues_entry_succeeds(
+    bonded: Any, hatch: Any, alice: Any, chain: Any
+) -> None:
     receipt = hatch.requestForcedExit(7, 63, sender=alice, value=FEE)
     ts = _ts(chain, receipt)
     r1 = forced_prefix(ZERO32, 0, EXIT, alice.address, 7, 63, 0, ts)
@@ -153,7 +157,9 @@ def test_withdrawForcedFees_refusing_recipient_reverts(
     assert hatch.forcedFees() == FEE
 
 
-def test_requestForcedWithdrawal_wrong_fee_reverts(bonded: Any, hatch: Any, alice: Any, reverts: Any) -> None:
+def test_requestForcedWithdrawal_wrong_fee_reverts(
+    bonded: Any, hatch: Any, alice: Any, reverts: Any
+) -> None:
     for paid in (0, FEE - 1, FEE + 1):
         with reverts(hatch.EscapeHatch_WrongFee, paid=paid, required=FEE):
             hatch.requestForcedWithdrawal(1, 1, sender=alice, value=paid)
@@ -161,7 +167,9 @@ def test_requestForcedWithdrawal_wrong_fee_reverts(bonded: Any, hatch: Any, alic
         hatch.requestForcedExit(1, 0, sender=alice)
 
 
-def test_requestForcedWithdrawal_zero_amount_reverts(bonded: Any, hatch: Any, alice: Any, reverts: Any) -> None:
+def test_requestForcedWithdrawal_zero_amount_reverts(
+    bonded: Any, hatch: Any, alice: Any, reverts: Any
+) -> None:
     with reverts(hatch.EscapeHatch_ZeroAmount):
         hatch.requestForcedWithdrawal(1, 0, sender=alice, value=FEE)
 
@@ -173,7 +181,9 @@ def test_requestForcedWithdrawal_account_out_of_range_reverts(
         hatch.requestForcedWithdrawal(2**24, 1, sender=alice, value=FEE)
 
 
-def test_requestForcedExit_ids_out_of_range_reverts(bonded: Any, hatch: Any, alice: Any, reverts: Any) -> None:
+def test_requestForcedExit_ids_out_of_range_reverts(
+    bonded: Any, hatch: Any, alice: Any, reverts: Any
+) -> None:
     with reverts(hatch.LeafLib_MarketOutOfRange, marketId=64, limit=64):
         hatch.requestForcedExit(1, 64, sender=alice, value=FEE)
     with reverts(hatch.LeafLib_AccountOutOfRange, accountId=2**32 - 1, limit=2**24):

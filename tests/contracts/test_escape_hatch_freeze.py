@@ -1,5 +1,5 @@
-"""EscapeHatch.freeze: the two conditions (forced request overdue, liveness timeout) exactly at their
-deadlines, what a freeze records (escape checkpoint, escape pool), and what it stops (posting,
+"""EscapeHatch.freeze: the two conditions (forced request overdue, liveness timeout) exactly at
+their deadlines, what a freeze records (escape checkpoint, escape pool), and what it stops (posting,
 requests, finality) or leaves alone (claims of finalized withdrawals)."""
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def test_freeze_forced_request_one_second_early_reverts(
 def test_freeze_forced_request_at_deadline_succeeds(
     fresh: Any, alice: Any, stranger: Any, chain: Any
 ) -> None:
-    settlement, hatch, _, _ = fresh
+    _settlement, hatch, _, _ = fresh
     ts = _ts(chain, hatch.requestForcedWithdrawal(1, 5, sender=alice, value=FEE))
     chain.pending_timestamp = ts + DEADLINE
     receipt = hatch.freeze(sender=stranger)
@@ -133,7 +133,7 @@ def test_freeze_after_request_served_by_latest_checkpoint_reverts(
     fresh: Any, alice: Any, stranger: Any, chain: Any, reverts: Any
 ) -> None:
     # Served by the latest (still pending) checkpoint: no longer a reason to freeze.
-    settlement, hatch, _, checkpoints = fresh
+    _settlement, hatch, _, checkpoints = fresh
     ts = _ts(chain, hatch.requestForcedWithdrawal(1, 5, sender=alice, value=FEE))
     checkpoints.post_next(forcedCursor=1)
     chain.pending_timestamp = ts + DEADLINE
@@ -144,7 +144,7 @@ def test_freeze_after_request_served_by_latest_checkpoint_reverts(
 def test_freeze_oldest_unserved_request_decides_succeeds(
     fresh: Any, alice: Any, bob: Any, stranger: Any, chain: Any, reverts: Any
 ) -> None:
-    settlement, hatch, _, checkpoints = fresh
+    _settlement, hatch, _, checkpoints = fresh
     hatch.requestForcedWithdrawal(1, 5, sender=alice, value=FEE)
     chain.pending_timestamp = chain.blocks.head.timestamp + 100
     second = _ts(chain, hatch.requestForcedWithdrawal(2, 5, sender=bob, value=FEE))
@@ -163,7 +163,7 @@ def test_freeze_oldest_unserved_request_decides_succeeds(
 @pytest.fixture
 def frozen(fresh: Any, alice: Any, stranger: Any, chain: Any) -> tuple[Any, Any, Any]:
     """`fresh`, frozen through an overdue forced request."""
-    settlement, hatch, _, _ = fresh
+    _settlement, hatch, _, _ = fresh
     ts = _ts(chain, hatch.requestForcedWithdrawal(1, 5, sender=alice, value=FEE))
     chain.pending_timestamp = ts + DEADLINE
     hatch.freeze(sender=stranger)
@@ -171,20 +171,20 @@ def frozen(fresh: Any, alice: Any, stranger: Any, chain: Any) -> tuple[Any, Any,
 
 
 def test_freeze_twice_reverts(frozen: Any, stranger: Any, chain: Any, reverts: Any) -> None:
-    settlement, hatch, _, _ = frozen
+    _settlement, hatch, _, _ = frozen
     chain.pending_timestamp = chain.blocks.head.timestamp + 10 * LIVENESS
     with reverts(hatch.EscapeHatch_Frozen):
         hatch.freeze(sender=stranger)
 
 
 def test_postCheckpoint_after_freeze_reverts(frozen: Any, reverts: Any) -> None:
-    settlement, hatch, _, checkpoints = frozen
+    settlement, _hatch, _, checkpoints = frozen
     with reverts(settlement.Settlement_Frozen):
         checkpoints.post(checkpoints.next_header(forcedCursor=1))
 
 
 def test_requestForced_after_freeze_reverts(frozen: Any, bob: Any, reverts: Any) -> None:
-    settlement, hatch, _, _ = frozen
+    _settlement, hatch, _, _ = frozen
     with reverts(hatch.EscapeHatch_Frozen):
         hatch.requestForcedWithdrawal(2, 5, sender=bob, value=FEE)
     with reverts(hatch.EscapeHatch_Frozen):
@@ -295,7 +295,7 @@ def test_freeze_pool_never_negative_succeeds(
     fresh: Any, alice: Any, stranger: Any, chain: Any, usdc: Any
 ) -> None:
     # Withdrawals committed beyond what the vault holds (an inconsistent checkpoint): pool 0.
-    settlement, hatch, vault, checkpoints = fresh
+    _settlement, hatch, vault, checkpoints = fresh
     _fund(usdc, vault, alice, 10 * USDC)
     checkpoints.post_next(depositCursor=1, withdrawalTotal=11 * USDC)
     checkpoints.finalize()
@@ -306,6 +306,6 @@ def test_freeze_pool_never_negative_succeeds(
 
 
 def test_frozenSeq_before_freeze_reverts(fresh: Any, deployer: Any, reverts: Any) -> None:
-    settlement, hatch, _, _ = fresh
+    _settlement, hatch, _, _ = fresh
     with reverts(hatch.EscapeHatch_NotFrozen):
         hatch.frozenSeq.transact(sender=deployer)

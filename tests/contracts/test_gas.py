@@ -130,9 +130,7 @@ def test_escape_gas_succeeds(
     one = w.hatch.escape(*account(a1), [tree.witness(positions[2])], sender=bob)
     later = w.hatch.escape(*account(a1), [tree.witness(positions[3])], sender=bob)
     w.hatch.escape(*account(a2), [], sender=stranger)
-    two = w.hatch.escape(
-        *account(a3), [tree.witness(p) for p in positions[4:6]], sender=stranger
-    )
+    two = w.hatch.escape(*account(a3), [tree.witness(p) for p in positions[4:6]], sender=stranger)
     logs = list(w.vault.Deposited.range(0, chain.blocks.head.number + 1))
     refund = w.hatch.refundDeposit(
         logs[2].index, logs[2].owner, logs[2].amount, logs[2].timestamp, sender=stranger

@@ -36,10 +36,14 @@ def test_freeze_then_escape_from_l1(run, rpc_url):
     run("operator", "run", "--once")
     run("devnet", "advance", "601", "--url", rpc_url)
     early = run("freeze", ok=False)
-    assert early.exit_code == 1 and "Settlement_FreezeNotAllowed" in early.output
+    assert early.exit_code == 1 and "EscapeHatch_FreezeNotAllowed" in early.output
     run("devnet", "advance", "1801", "--url", rpc_url)
     assert "exchange frozen" in run("freeze", "--account", "4").output
     assert "frozen" in run("exits", "status").output
+    out = run("escape", "--account", "3").output
+    assert "registered 1,000 USDC" in out and "claim window open" in out
+    assert "claim window has ended" not in run("exits", "status").output
+    run("devnet", "advance", "601", "--url", rpc_url)
     out = run("escape", "--account", "3").output
     assert "withdrawn to wallet 1,000 USDC" in out
     assert "nothing left to escape" in run("escape", "--account", "3").output

@@ -36,16 +36,20 @@ def run(ctx: DrillContext) -> None:
     market = frozen.market(BTC)
     assert long is not None and market is not None
     ctx.check(risk.equity(long, market) < 0, "trader 2's long has negative equity at the mark")
-    pool, _, claims = ctx.system.settlement.functions.escapePool().call()
-    ctx.check(claims > pool, f"claims {claims} exceed the pool {pool}: a haircut applies")
+    hatch = ctx.system.hatch.functions
+    pool = int(hatch.pool().call())
     order_a, order_b = (1, 2, 3), (3, 2, 1)
     payouts = []
     snapshot = ctx.snapshot()
     for order in (order_a, order_b):
+        results = {i: escape_service.execute(ctx.as_user(i), ctx.user(i).address)[1] for i in order}
+        claims = int(hatch.registeredTotal().call())
+        ctx.check(claims > pool, f"registered claims {claims} exceed the pool {pool}: a haircut")
+        ctx.end_claim_window()
         got = {}
         for i in order:
             before = ctx.wallet(i)
-            escape_service.execute(ctx.as_user(i), ctx.user(i).address)
+            escape_service.withdraw(ctx.as_user(i), ctx.user(i).address, results[i])
             got[i] = ctx.wallet(i) - before
         payouts.append(got)
         ctx.log(f"claim order {order}: payouts {got}")
