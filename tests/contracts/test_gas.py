@@ -149,3 +149,41 @@ def test_escape_gas_succeeds(
     # proof that names the owner): both far below the 150k target.
     assert two.gas_used - one.gas_used < 50_000
     assert later.gas_used < 120_000
+
+
+def test_freezeForDeposit_gas_succeeds(
+    deploy_settlement: Any, usdc: Any, consts: Any, alice: Any, bob: Any, stranger: Any, chain: Any
+) -> None:
+    # Checkpoint 1 (final) includes alice's deposit; checkpoint 2 leaves bob's out until it is
+    # overdue. The freeze reads the queue entry at the cursor and fixes the pool.
+    _, vault, cps = deploy_settlement(usdc)
+    consts.fund_and_deposit(usdc, vault, alice, 600 * USDC)
+    cps.post_next(depositCursor=1)
+    cps.finalize()
+    consts.fund_and_deposit(usdc, vault, bob, 5 * USDC)
+    cps.post_next(depositCursor=1)
+    log = list(vault.Deposited.range(0, chain.blocks.head.number + 1))[1]
+    chain.pending_timestamp = log.timestamp + consts.FORCED_DEADLINE
+    receipt = cps.hatch.freezeForDeposit(log.owner, log.amount, log.timestamp, sender=stranger)
+    _check("freezeForDeposit", receipt.gas_used)
+
+
+def test_claim_window_end_gas_succeeds(
+    escape_world: Any, consts: Any, alice: Any, bob: Any, operator: Any, stranger: Any, chain: Any
+) -> None:
+    # Pool 500: alice (300) registers, the window ends, bob (150) escapes late, alice withdraws to
+    # a recipient, the operator sweeps the residual (50).
+    a0 = Account(0, alice.address, 300 * USDC, 0)
+    a1 = Account(1, bob.address, 150 * USDC, 0)
+    tree = consts.StateTree([consts.make_market(0, 1_000), a0, a1])
+    w = escape_world(tree, [(alice, 500 * USDC)], claim_window=consts.CLAIM_WINDOW)
+    w.hatch.escape(consts.leaf_fields(a0), tree.proof(a0), [], sender=alice)
+    consts.end_window(w.hatch, chain)
+    late = w.hatch.escape(consts.leaf_fields(a1), tree.proof(a1), [], sender=bob)
+    to = w.hatch.withdrawEscapedTo(stranger, sender=alice)
+    chain.pending_timestamp = w.hatch.frozenAt() + 2 * consts.CLAIM_WINDOW
+    sweep = w.hatch.sweepResidual(sender=operator)
+    assert w.hatch.swept()
+    _check("escape_account_late", late.gas_used)
+    _check("withdrawEscapedTo", to.gas_used)
+    _check("sweepResidual", sweep.gas_used)
