@@ -89,12 +89,17 @@ def _queued(system: System, receipt: TxReceipt, what: str) -> None:
 @key_option
 @click.pass_obj
 def freeze(state: CliState, account_index: int | None, key: str | None) -> None:
-    """Freeze the exchange for good (allowed once a forced request is overdue, or nothing has
-    finalized within the liveness timeout). Escapes open against the last finalized checkpoint."""
+    """Freeze the exchange for good (allowed once a forced request is overdue, a deposit stayed
+    unincluded past the forced deadline, or nothing has finalized within the liveness timeout).
+    An overdue deposit is used automatically (freezeForDeposit). Escapes open against the last
+    finalized checkpoint."""
     system = state.system(resolve_signer(account_index, key, default_index=1))
-    receipt = system.client.transact(system.hatch.functions.freeze(), context="freeze")
-    seq = system.hatch.functions.frozenSeq().call()
-    console.print(f"exchange frozen (gas {receipt['gasUsed']}); escapes use checkpoint #{seq}")
+    outcome = escape_service.freeze(system)
+    reason = escape_service.FREEZE_REASONS.get(outcome.reason, "?")
+    console.print(
+        f"exchange frozen (reason {outcome.reason}: {reason}; gas {outcome.gas}); "
+        f"escapes use checkpoint #{outcome.seq}"
+    )
 
 
 @click.group()
@@ -142,6 +147,14 @@ def exits_status(state: CliState, address: str | None) -> None:
         )
     console.print(table)
     forced_at, liveness_at = fns.freezableAt().call()
+    pending = escape_service.oldest_unincluded_deposit(system)
+    if pending is not None:
+        d = pending.deposit
+        due = "overdue" if now >= pending.deadline else f"in {pending.deadline - now}s"
+        console.print(
+            f"oldest unincluded deposit #{d.index} ({format_usdc(d.amount)} for {d.owner}): "
+            f"inclusion deadline {pending.deadline} ({due})"
+        )
     if fns.isFrozen().call():
         end = int(fns.claimWindowEnd().call())
         window = (
@@ -158,6 +171,8 @@ def exits_status(state: CliState, address: str | None) -> None:
         parts = [f"liveness freeze possible in {max(0, liveness_at - now)}s"]
         if forced_at != 2**64 - 1:  # type(uint64).max: nothing pending
             parts.append(f"forced-request freeze possible in {max(0, forced_at - now)}s")
+        if pending is not None:
+            parts.append(f"deposit freeze possible in {max(0, pending.deadline - now)}s")
         console.print("not frozen; " + "; ".join(parts))
     if address and fns.isFrozen().call():
         seq, ledger = escape_service.escape_ledger(system)

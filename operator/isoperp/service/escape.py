@@ -15,7 +15,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from web3.logs import DISCARD
+
 from isoperp.chain.contracts import System
+from isoperp.chain.events import QueuedDeposit
 from isoperp.chain.l1 import read_deposits, rebuild
 from isoperp.errors import ConfigError
 from isoperp.ledger import risk
@@ -30,6 +33,9 @@ from isoperp.protocol.leaves import (
 from isoperp.service import claims
 
 logger = logging.getLogger(__name__)
+
+# Index of depositCursor in ISettlement.Checkpoint as web3 returns it (a tuple).
+CHECKPOINT_DEPOSIT_CURSOR = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,3 +194,62 @@ def execute(system: System, owner: str, *, pay: bool = True) -> tuple[EscapePlan
     if pay and client.account is not None and client.address.lower() == owner.lower():
         withdraw(system, owner, result)
     return p, result
+
+
+# ---------------------------------------------------------------- freeze
+
+FREEZE_FORCED_REQUEST_OVERDUE = 1
+FREEZE_LIVENESS = 2
+FREEZE_DEPOSIT_OVERDUE = 3
+FREEZE_REASONS = {
+    FREEZE_FORCED_REQUEST_OVERDUE: "a forced request is overdue",
+    FREEZE_LIVENESS: "nothing finalized within the liveness timeout",
+    FREEZE_DEPOSIT_OVERDUE: "a deposit stayed unincluded past the forced deadline",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PendingDeposit:
+    """The oldest deposit the latest posted checkpoint left out, and its inclusion deadline."""
+
+    deposit: QueuedDeposit
+    deadline: int  # timestamp + forcedDeadline: from this second on, freezeForDeposit is allowed
+
+
+@dataclass(frozen=True, slots=True)
+class FreezeOutcome:
+    reason: int
+    seq: int  # the escape checkpoint
+    gas: int
+
+
+def oldest_unincluded_deposit(system: System) -> PendingDeposit | None:
+    """The vault's queue entry at the latest posted checkpoint's depositCursor (the one
+    ``freezeForDeposit`` checks), from the vault's Deposited events; None if every deposit is
+    included."""
+    s = system.settlement.functions
+    cursor = int(s.getCheckpoint(s.latestSeq().call()).call()[CHECKPOINT_DEPOSIT_CURSOR])
+    pending = read_deposits(system, from_index=cursor)
+    if not pending:
+        return None
+    d = pending[0]
+    return PendingDeposit(d, d.timestamp + system.deployment.forced_deadline)
+
+
+def freeze(system: System) -> FreezeOutcome:
+    """Freezes the exchange: ``freezeForDeposit`` (reason 3) when the oldest unincluded deposit is
+    overdue at the latest block (the next block is never earlier), else ``freeze`` (reasons 1, 2;
+    the contract decides and reverts if neither holds)."""
+    fns = system.hatch.functions
+    now = int(system.client.w3.eth.get_block("latest")["timestamp"])
+    pending = oldest_unincluded_deposit(system)
+    if pending is not None and pending.deadline <= now:
+        d = pending.deposit
+        logger.info("deposit %d is overdue since %d: freezeForDeposit", d.index, pending.deadline)
+        call = fns.freezeForDeposit(d.owner, d.amount, d.timestamp)
+        receipt = system.client.transact(call, context="freezeForDeposit")
+    else:
+        receipt = system.client.transact(fns.freeze(), context="freeze")
+    events = system.hatch.events.Frozen().process_receipt(receipt, errors=DISCARD)
+    args = events[0]["args"]
+    return FreezeOutcome(int(args["reason"]), int(args["seq"]), int(receipt["gasUsed"]))
