@@ -6,8 +6,8 @@ import {IERC20} from "./interfaces/IERC20.sol";
 
 /// @title CollateralVault
 /// @notice Holds the exchange's collateral and the on-chain deposit queue (docs/PROTOCOL.md, section 4).
-/// @dev Created by the Settlement contract in its constructor; `settlement` (the creator) is the only caller
-///      of `payOut`. The queue stores one prefix hash per deposit (`_prefixHashes[i] = h_{i+1}`, h_0 = 0) and
+/// @dev Created by the Settlement contract in its constructor; `settlement` (the creator) and `escapeHatch`
+///      are the only callers of `payOut`. The queue stores one prefix hash per deposit (`_prefixHashes[i] = h_{i+1}`, h_0 = 0) and
 ///      the cumulative deposited amount after each deposit, two uint128 per storage word, so that the escape
 ///      hatch can total the deposits a frozen checkpoint never included (`depositedBefore`).
 contract CollateralVault is ICollateralVault {
@@ -15,6 +15,8 @@ contract CollateralVault is ICollateralVault {
     address public immutable token;
     /// @inheritdoc ICollateralVault
     address public immutable settlement;
+    /// @inheritdoc ICollateralVault
+    address public immutable escapeHatch;
 
     /// @dev Queue length and the total ever deposited, in one word (the deposit path reads and writes both).
     struct Queue {
@@ -46,9 +48,11 @@ contract CollateralVault is ICollateralVault {
     }
 
     /// @param token_ The collateral token; the Settlement contract checked that it is a contract.
-    constructor(address token_) {
+    /// @param escapeHatch_ The escape hatch the Settlement creates next (its precomputed address).
+    constructor(address token_, address escapeHatch_) {
         token = token_;
         settlement = msg.sender;
+        escapeHatch = escapeHatch_;
     }
 
     /// @inheritdoc ICollateralVault
@@ -92,11 +96,15 @@ contract CollateralVault is ICollateralVault {
 
     /// @inheritdoc ICollateralVault
     function payOut(address to, uint256 amount) external nonReentrant {
-        if (msg.sender != settlement) revert Vault_NotSettlement(msg.sender);
-        // The vault itself keeps no per-payout state: the Settlement contract marks the claim as spent
-        // before calling here.
+        if (msg.sender != settlement && msg.sender != escapeHatch) revert Vault_NotPayer(msg.sender);
+        // The vault itself keeps no per-payout state: the caller marks the claim as spent before calling here.
         _callToken(abi.encodeCall(IERC20.transfer, (to, amount)));
         emit PaidOut(to, amount);
+    }
+
+    /// @inheritdoc ICollateralVault
+    function locked() external view returns (bool) {
+        return _locked;
     }
 
     /// @inheritdoc ICollateralVault

@@ -89,6 +89,9 @@ def cli(
     rpc_url = str(getattr(provider, "uri", "") or getattr(provider, "http_uri", ""))
     deployment = deploy_system(ApeDeployer(account, chain_id), params, rpc_url=rpc_url)
     deployment.save(out)
-    click.echo(f"Settlement {deployment.settlement}, vault {deployment.vault}")
+    click.echo(
+        f"Settlement {deployment.settlement}, vault {deployment.vault}, "
+        f"escape hatch {deployment.escape_hatch}"
+    )
     click.echo(f"collateral token {deployment.token}")
     click.echo(f"deployment file written to {out}")

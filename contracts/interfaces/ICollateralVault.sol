@@ -4,8 +4,8 @@ pragma solidity 0.8.28;
 /// @title ICollateralVault
 /// @notice Holds every unit of collateral of the exchange and keeps the on-chain deposit queue.
 /// @dev Money enters only through `deposit` and leaves only through `payOut`, which only the Settlement
-///      contract (the vault's creator) may call: for finalized withdrawals, and after a freeze for escapes
-///      and refunds of deposits the escape checkpoint never included.
+///      contract (the vault's creator; finalized withdrawals) and its escape hatch (after a freeze: escapes,
+///      refunds of deposits the escape checkpoint never included, the swept residual) may call.
 ///      The deposit queue is a prefix-hash chain (docs/PROTOCOL.md, section 4): h_0 = 0,
 ///      h_{i+1} = keccak256(abi.encode(h_i, uint64 index, address owner, uint128 amount, uint64 timestamp)).
 interface ICollateralVault {
@@ -38,9 +38,9 @@ interface ICollateralVault {
     error Vault_AmountTooLarge(uint256 amount);
     /// @notice The owner address is zero.
     error Vault_ZeroOwner();
-    /// @notice Only the Settlement contract may move collateral out.
+    /// @notice Only the Settlement contract and its escape hatch may move collateral out.
     /// @param caller The rejected caller.
-    error Vault_NotSettlement(address caller);
+    error Vault_NotPayer(address caller);
     /// @notice The queue index is beyond the end of the deposit queue.
     /// @param cursor The requested cursor.
     /// @param count The number of deposits in the queue.
@@ -58,7 +58,8 @@ interface ICollateralVault {
     /// @return index The deposit's queue index.
     function deposit(address owner, uint256 amount) external returns (uint64 index);
 
-    /// @notice Transfers `amount` collateral to `to`. Only callable by the Settlement contract.
+    /// @notice Transfers `amount` collateral to `to`. Only callable by the Settlement contract and its escape
+    ///         hatch.
     /// @param to Recipient.
     /// @param amount Token amount.
     function payOut(address to, uint256 amount) external;
@@ -66,8 +67,15 @@ interface ICollateralVault {
     /// @notice The collateral token.
     function token() external view returns (address);
 
-    /// @notice The Settlement contract, the only caller of `payOut`.
+    /// @notice The Settlement contract, a caller of `payOut`.
     function settlement() external view returns (address);
+
+    /// @notice The escape hatch, the other caller of `payOut`.
+    function escapeHatch() external view returns (address);
+
+    /// @notice Whether a deposit or a payout is running right now (the transient re-entrancy lock): the vault's
+    ///         balance is in flux, so the escape hatch refuses to fix the escape pool (freeze) meanwhile.
+    function locked() external view returns (bool);
 
     /// @notice Number of deposits ever queued.
     function depositCount() external view returns (uint64);

@@ -2,15 +2,14 @@
 pragma solidity 0.8.28;
 
 import {CheckpointHeader} from "../libraries/CheckpointLib.sol";
-import {AccountLeaf, MarketLeaf, PositionLeaf} from "../libraries/LeafLib.sol";
 
 /// @title ISettlement
 /// @notice Settlement checkpoints of the isoperp exchange: a bonded operator posts state roots with their
 ///         batch data; a checkpoint finalizes after the challenge window; withdrawals in finalized checkpoints
 ///         are claimable once each with a Merkle proof against the checkpoint's withdrawals root.
-///         The escape hatch: users queue forced requests on-chain that the operator must serve before a
-///         deadline; past it (or when nothing finalizes for the liveness timeout) anyone freezes the exchange
-///         for good, and everyone escapes with Merkle proofs against the last finalized state root.
+///         The escape hatch (forced requests, freeze, escapes) is a separate contract the Settlement creates
+///         (`escapeHatch`, IEscapeHatch); the Settlement reads its forced queue for post rules 7-9 and its
+///         freeze time: nothing is posted after the freeze and nothing finalizes after it.
 /// @dev Formats are specified in docs/PROTOCOL.md (section 4). Finality is evaluated lazily.
 interface ISettlement {
     /// @notice What the contract stores per checkpoint.
@@ -37,25 +36,16 @@ interface ISettlement {
         uint128 cumulativeWithdrawalTotal;
     }
 
-    /// @notice One isolated position to escape: its leaf and state-tree proof. Its market must have been
-    ///         proven with `proveMarket`.
-    /// @param position The position leaf.
-    /// @param proof Its STATE_TREE_DEPTH sibling hashes, bottom-up.
-    struct PositionWitness {
-        PositionLeaf position;
-        bytes32[] proof;
-    }
-
-    /// @notice What escapes need of a market leaf of the escape checkpoint, cached by `proveMarket`.
-    /// @param markPrice The mark price positions are valued at.
-    /// @param fundingIndex The funding index unpaid funding is settled against.
-    /// @param notionalExp The market's notional exponent.
-    /// @param proven Whether the market leaf was proven.
-    struct EscapeMarket {
-        uint64 markPrice;
-        int128 fundingIndex;
-        int8 notionalExp;
-        bool proven;
+    /// @notice The protocol's periods, in seconds, as the constructor takes them (docs/PROTOCOL.md, section 5).
+    /// @param challengeWindow Between a post and its finality.
+    /// @param forcedDeadline For serving a forced request or consuming a deposit; below the challenge window.
+    /// @param livenessTimeout Without a newly finalized checkpoint before anyone may freeze; above the window.
+    /// @param claimWindow After a freeze, during which escapes register their claims.
+    struct Periods {
+        uint64 challengeWindow;
+        uint64 forcedDeadline;
+        uint64 livenessTimeout;
+        uint64 claimWindow;
     }
 
     /// @notice The genesis state's market leaves, emitted once by the constructor so that anyone with an RPC
@@ -89,47 +79,6 @@ interface ISettlement {
     event WithdrawalClaimed(
         uint64 indexed seq, uint32 indexed index, uint32 accountId, address indexed recipient, uint128 amount
     );
-    /// @notice A forced request entered the queue. The fields are the queue entry (docs/PROTOCOL.md, section 4).
-    /// @param index Position in the forced-request queue (0-based).
-    /// @param kind FORCED_WITHDRAWAL (1) or FORCED_EXIT (2).
-    /// @param requester Who asked (and paid the fee); the ledger serves it only if this is the account's owner.
-    /// @param accountId The account.
-    /// @param marketId The market of a forced exit; 0 for a forced withdrawal.
-    /// @param amount The amount of a forced withdrawal; 0 for a forced exit.
-    /// @param timestamp Block timestamp of the request; it must be served before timestamp + forcedDeadline.
-    /// @param prefixHash The queue's prefix hash after this entry (r_{index+1}).
-    event ForcedRequested(
-        uint64 indexed index,
-        uint8 kind,
-        address indexed requester,
-        uint32 indexed accountId,
-        uint16 marketId,
-        uint128 amount,
-        uint64 timestamp,
-        bytes32 prefixHash
-    );
-    /// @notice The exchange froze for good; escapes use the state root of checkpoint `seq`.
-    /// @param by Who called `freeze`.
-    /// @param reason FREEZE_FORCED_REQUEST_OVERDUE (1) or FREEZE_LIVENESS (2).
-    /// @param seq The last finalized checkpoint at the freeze (the escape checkpoint).
-    event Frozen(address indexed by, uint8 reason, uint64 indexed seq);
-    /// @notice At the freeze, the escape pool was fixed (docs/PROTOCOL.md, section 4).
-    /// @param pool Tokens available to escapes: vault balance - unclaimed finalized withdrawals - refundable
-    ///        deposits (0 if negative).
-    /// @param claimsTotal The escape checkpoint's claimsTotal, the haircut's denominator.
-    event EscapePoolFixed(uint128 pool, uint128 claimsTotal);
-    /// @notice A market leaf of the escape checkpoint was proven; its positions can escape.
-    event MarketProven(uint16 indexed marketId, uint64 markPrice, int128 fundingIndex, int8 notionalExp);
-    /// @notice An account leaf was escaped: its free collateral (after the haircut) credited to its owner.
-    event AccountEscaped(uint32 indexed accountId, address indexed owner, uint256 value, uint256 payout);
-    /// @notice A position leaf was escaped: its value (after the haircut) credited to the account's owner.
-    event PositionEscaped(
-        uint32 indexed accountId, uint16 indexed marketId, address indexed owner, uint256 value, uint256 payout
-    );
-    /// @notice A deposit the escape checkpoint never included was credited back to its owner.
-    event DepositRefunded(uint64 indexed index, address indexed owner, uint128 amount);
-    /// @notice An owner withdrew its escape balance (escapes and refunds).
-    event EscapeWithdrawn(address indexed owner, uint256 amount);
 
     /// @notice Only the operator may call this.
     error Settlement_NotOperator(address caller);
@@ -141,8 +90,22 @@ interface ISettlement {
     error Settlement_BondLocked(uint256 requested, uint256 withdrawable);
     /// @notice Sending ETH to the operator failed.
     error Settlement_TransferFailed();
-    /// @notice Constructor parameter out of range.
+    /// @notice Constructor address parameter invalid: a token without code, a zero operator or oracle.
     error Settlement_InvalidParameter();
+    /// @notice The challenge window is 0 or longer than MAX_CHALLENGE_WINDOW.
+    error Settlement_ChallengeWindowOutOfRange(uint64 challengeWindow, uint64 maximum);
+    /// @notice The forced deadline is 0 or longer than MAX_TIMEOUT.
+    error Settlement_ForcedDeadlineOutOfRange(uint64 forcedDeadline, uint64 maximum);
+    /// @notice The liveness timeout is 0 or longer than MAX_TIMEOUT.
+    error Settlement_LivenessTimeoutOutOfRange(uint64 livenessTimeout, uint64 maximum);
+    /// @notice The claim window is 0 or longer than MAX_TIMEOUT.
+    error Settlement_ClaimWindowOutOfRange(uint64 claimWindow, uint64 maximum);
+    /// @notice forcedDeadline must be below challengeWindow: a user who files a forced request when a bad
+    ///         checkpoint appears must be able to freeze before that checkpoint finalizes.
+    error Settlement_ForcedDeadlineNotBelowChallengeWindow(uint64 forcedDeadline, uint64 challengeWindow);
+    /// @notice livenessTimeout must exceed challengeWindow: an honest operator that posts regularly is never
+    ///         freezable for liveness (a checkpoint needs challengeWindow to finalize).
+    error Settlement_LivenessTimeoutNotAboveChallengeWindow(uint64 livenessTimeout, uint64 challengeWindow);
     /// @notice The header's sequence number is not the next one.
     error Settlement_WrongSequence(uint64 expected, uint64 got);
     /// @notice The header does not chain onto the latest checkpoint.
@@ -177,54 +140,15 @@ interface ISettlement {
     error Settlement_AlreadyClaimed(uint64 seq, uint32 index);
     /// @notice The Merkle proof does not lead to the checkpoint's withdrawals root.
     error Settlement_InvalidProof();
-    /// @notice The exchange is frozen: nothing is posted, requested or frozen again.
+    /// @notice The exchange is frozen (the escape hatch's freeze): nothing is posted.
     error Settlement_Frozen();
-    /// @notice Escapes and refunds exist only after a freeze.
-    error Settlement_NotFrozen();
-    /// @notice Neither freeze condition holds yet.
-    /// @param forcedAt When the oldest unserved forced request becomes overdue (type(uint64).max if none).
-    /// @param livenessAt When the liveness timeout expires.
-    error Settlement_FreezeNotAllowed(uint64 forcedAt, uint64 livenessAt);
-    /// @notice msg.value differs from the forced-request fee.
-    error Settlement_WrongFee(uint256 paid, uint256 required);
-    /// @notice The requester already has an unserved request of this kind for this account (and market).
-    /// @param index That request's queue index.
-    error Settlement_ForcedRequestPending(uint64 index);
+    /// @notice The escape hatch was not created at the address the vault was told (cannot happen: CREATE
+    ///         addresses follow the creator's nonce).
+    error Settlement_HatchAddressMismatch(address predicted, address created);
     /// @notice The checkpoint leaves a forced request unserved past its deadline.
     /// @param index The oldest unserved request.
     /// @param deadline Its deadline (timestamp + forcedDeadline), not after the current block time.
     error Settlement_ForcedRequestOverdue(uint64 index, uint64 deadline);
-    /// @notice No forced request with this index.
-    error Settlement_UnknownForcedRequest(uint64 index, uint64 count);
-    /// @notice The leaf is not in the escape checkpoint's state tree at this index.
-    /// @param index The state-tree index the leaf was proven at.
-    /// @param root The escape root it was checked against.
-    error Settlement_InvalidStateProof(uint32 index, bytes32 root);
-    /// @notice This state-tree leaf was escaped before.
-    error Settlement_AlreadyEscaped(uint32 index);
-    /// @notice The account leaf's owner is the zero address (the insurance account): nothing to escape.
-    error Settlement_NoOwner(uint32 accountId);
-    /// @notice A position witness belongs to another account than the account leaf.
-    error Settlement_AccountMismatch(uint32 accountId, uint32 positionAccountId);
-    /// @notice This market leaf was proven before.
-    error Settlement_MarketAlreadyProven(uint16 marketId);
-    /// @notice A position's market has not been proven with `proveMarket` yet.
-    error Settlement_MarketNotProven(uint16 marketId);
-    /// @notice Paying this escape would take the escapes' total beyond the pool (an inconsistent claimsTotal).
-    error Settlement_EscapePoolExceeded(uint256 payout, uint256 remaining);
-    /// @notice The deposit is in the escape checkpoint's state (index < its depositCursor): it escapes as
-    ///         collateral, it is not refunded.
-    error Settlement_DepositIncluded(uint64 index, uint64 depositCursor);
-    /// @notice No deposit with this index.
-    error Settlement_UnknownDeposit(uint64 index, uint64 count);
-    /// @notice The deposit data does not match the vault's queue entry.
-    /// @param expected The vault's prefix hash after the entry.
-    /// @param got The hash of the data supplied.
-    error Settlement_DepositMismatch(bytes32 expected, bytes32 got);
-    /// @notice This deposit was refunded before.
-    error Settlement_AlreadyRefunded(uint64 index);
-    /// @notice The caller has no escape balance.
-    error Settlement_NothingToWithdraw();
 
     /// @notice Adds msg.value to the operator's bond. Operator only.
     function postBond() external payable;
@@ -271,71 +195,6 @@ interface ISettlement {
         bytes32[] calldata proof
     ) external view;
 
-    /// @notice Queues a forced withdrawal of `amount` free collateral of `accountId` to its owner.
-    /// @dev Payable with exactly `forcedRequestFee`, which is added to the operator's bond (compensation for
-    ///      serving it; the fee also prices queue spam). One unserved request per (requester, account) at a
-    ///      time. The contract does not know account owners: the ledger serves a request whose requester is not
-    ///      the owner (or that cannot be executed) as a no-op that still advances the forced cursor.
-    /// @return index The request's queue index.
-    function requestForcedWithdrawal(uint32 accountId, uint128 amount) external payable returns (uint64 index);
-
-    /// @notice Queues a forced exit: the ledger closes `accountId`'s isolated position in `marketId`.
-    /// @dev Same fee, pending and ownership rules as requestForcedWithdrawal; one unserved request per
-    ///      (requester, account, market).
-    /// @return index The request's queue index.
-    function requestForcedExit(uint32 accountId, uint16 marketId) external payable returns (uint64 index);
-
-    /// @notice Freezes the exchange for good. Anyone may call, once either condition holds: the oldest forced
-    ///         request the latest checkpoint did not serve reached its deadline (timestamp + forcedDeadline <=
-    ///         now), or nothing finalized for the liveness timeout (finalizesAt(lastFinalizedSeq) +
-    ///         livenessTimeout <= now).
-    /// @dev Records the freeze time and the escape checkpoint (lastFinalizedSeq at that moment), and fixes the
-    ///      escape pool. From then on no checkpoint is posted and none finalizes.
-    function freeze() external;
-
-    /// @notice Proves a market leaf of the escape checkpoint and caches what escapes value positions with
-    ///         (mark price, funding index, notional exponent). Anyone may call; once per market. Positions
-    ///         of a market escape only after this.
-    function proveMarket(MarketLeaf calldata market, bytes32[] calldata proof) external;
-
-    /// @notice Escapes an account of the escape checkpoint: its account leaf (free collateral) unless escaped
-    ///         before, and the listed isolated positions, each worth max(0, quote - unpaid funding + notional
-    ///         at the market's mark price) (EscapeLib). The total, after the haircut, is credited to the owner
-    ///         named by the account leaf (withdrawn with `withdrawEscaped`). Anyone may call.
-    /// @dev Each state-tree leaf escapes once: the account leaf with the first call for the account, each
-    ///      position leaf when listed. A call that would escape nothing (account escaped, no positions)
-    ///      reverts Settlement_AlreadyEscaped. The account leaf is proven on every call (a position leaf has
-    ///      no owner).
-    /// @param account The account leaf.
-    /// @param proof Its STATE_TREE_DEPTH sibling hashes, bottom-up.
-    /// @param positions Positions of this account, each with its proof; their markets proven.
-    /// @return payout The total credited.
-    function escape(AccountLeaf calldata account, bytes32[] calldata proof, PositionWitness[] calldata positions)
-        external
-        returns (uint256 payout);
-
-    /// @notice Refunds a deposit the escape checkpoint never included (index >= its depositCursor), in full, to
-    ///         the owner's escape balance. Anyone may call; once per deposit. The arguments are the vault's
-    ///         queue entry (its Deposited event).
-    function refundDeposit(uint64 index, address owner, uint128 amount, uint64 timestamp) external;
-
-    /// @notice Pays the caller its escape balance (escapes and refunds credited to it).
-    /// @dev Pull payment: the balance is zeroed before the vault transfers, and a transfer that fails leaves it
-    ///      intact for a later call.
-    function withdrawEscaped() external;
-
-    /// @notice Side-effect-free check of `escape` with the same arguments: reverts with the reason it would
-    ///         fail, else returns the total value it would escape and the total payout it would credit.
-    /// @dev Rules, in order: frozen; accountId < 2^24 and the account proof leads to the escape root; the
-    ///      owner is not the zero address; the account leaf's payout is within the pool; the call escapes
-    ///      something; then per position: it is the account's; marketId < 64; not escaped before (nor listed
-    ///      twice); its market was proven; the proof leads to the escape root; its value fits an int256
-    ///      (EscapeLib_Overflow); its payout is within the pool.
-    function checkEscape(AccountLeaf calldata account, bytes32[] calldata proof, PositionWitness[] calldata positions)
-        external
-        view
-        returns (uint256 value, uint256 payout);
-
     /// @notice The operator address.
     function operator() external view returns (address);
     /// @notice The operator's current bond, in wei.
@@ -346,6 +205,8 @@ interface ISettlement {
     function challengeWindow() external view returns (uint64);
     /// @notice The collateral vault created by this contract.
     function vault() external view returns (address);
+    /// @notice The escape hatch created by this contract (forced requests, freeze, escapes).
+    function escapeHatch() external view returns (address);
     /// @notice Sequence number of the latest checkpoint (0 = only genesis).
     function latestSeq() external view returns (uint64);
     /// @notice Sequence number of the latest finalized checkpoint.
@@ -358,42 +219,14 @@ interface ISettlement {
     function finalizesAt(uint64 seq) external view returns (uint64);
     /// @notice Whether withdrawal `index` of checkpoint `seq` was claimed.
     function isClaimed(uint64 seq, uint32 index) external view returns (bool);
-    /// @notice Number of forced requests ever queued.
-    function forcedRequestCount() external view returns (uint64);
-    /// @notice Block timestamp of forced request `index`; its deadline is this + forcedDeadline.
-    function forcedRequestedAt(uint64 index) external view returns (uint64);
-    /// @notice The forced-request queue's prefix hash after the first `cursor` requests (0 for cursor 0).
-    function forcedPrefixHash(uint64 cursor) external view returns (bytes32);
     /// @notice The EIP-712 domain separator for signed requests (docs/PROTOCOL.md, section 3.1).
     function domainSeparator() external view returns (bytes32);
     /// @notice The oracle whose signed prices the fraud-proof phase checks (stored, not used yet).
     function oracle() external view returns (address);
-    /// @notice Seconds the operator has to serve a forced request.
+    /// @notice Seconds the operator has to serve a forced request (post rule 9; also the deposit deadline).
     function forcedDeadline() external view returns (uint64);
-    /// @notice Seconds without a newly finalized checkpoint after which anyone may freeze.
-    function livenessTimeout() external view returns (uint64);
-    /// @notice The fee (wei) a forced request pays, added to the operator's bond.
-    function forcedRequestFee() external view returns (uint256);
     /// @notice Sum of the amounts of every withdrawal claimed so far.
     function withdrawalsClaimed() external view returns (uint128);
-    /// @notice Whether the exchange is frozen.
-    function isFrozen() external view returns (bool);
-    /// @notice Block timestamp of the freeze (0 while not frozen).
-    function frozenAt() external view returns (uint64);
-    /// @notice The escape checkpoint: lastFinalizedSeq at the freeze. Reverts Settlement_NotFrozen before.
-    function frozenSeq() external view returns (uint64);
-    /// @notice Earliest times `freeze` succeeds: for the oldest forced request the latest checkpoint did not
-    ///         serve (type(uint64).max if none), and for the liveness timeout.
-    function freezableAt() external view returns (uint64 forcedAt, uint64 livenessAt);
-    /// @notice The escape pool fixed at the freeze, how much of it escapes credited, and the haircut's
-    ///         denominator (all 0 before the freeze).
-    function escapePool() external view returns (uint128 pool, uint128 paid, uint128 claimsTotal);
-    /// @notice Whether state-tree leaf `index` was escaped (only account and position leaves escape).
-    function isEscaped(uint32 index) external view returns (bool);
-    /// @notice The cached market data of `marketId` (`proven` false until `proveMarket`).
-    function escapeMarket(uint16 marketId) external view returns (EscapeMarket memory);
-    /// @notice Whether deposit `index` was refunded.
-    function isRefunded(uint64 index) external view returns (bool);
-    /// @notice Tokens credited to `owner` by escapes and refunds, not yet withdrawn.
-    function escapeBalance(address owner) external view returns (uint256);
+    /// @notice Sum of the withdrawal amounts of checkpoints 1..seq (what finalized withdrawals owe in total).
+    function cumulativeWithdrawalTotal(uint64 seq) external view returns (uint128);
 }

@@ -1,4 +1,5 @@
-"""Fixtures for the contract tests: accounts, MockUSDC, Settlement + its vault, checkpoint helpers.
+"""Fixtures for the contract tests: accounts, MockUSDC, Settlement + its vault and escape hatch,
+checkpoint helpers.
 
 Every test runs against a fresh chain state (ape's snapshot isolation). Time only moves forward on
 anvil, so helpers always work relative to the current head block.
@@ -31,6 +32,11 @@ MIN_BOND = 10**18
 FORCED_DEADLINE = 300
 LIVENESS = 1800
 FORCED_FEE = 10**15
+CLAIM_WINDOW = 600
+# The claim window of the escape worlds: long, so that a world built once per module (and restored
+# by ape's isolation) is still inside its window whatever time other tests moved on (time only moves
+# forward). Tests that need the window to end build their world with CLAIM_WINDOW.
+LONG_CLAIM_WINDOW = 365 * 24 * 3600
 GENESIS_ROOT = keccak256(b"isoperp genesis state root")
 EMPTY_BATCH = bytes([2]) + (0).to_bytes(4, "big")  # version 2, zero records
 WITHDRAWAL_DEPTH = 16
@@ -95,6 +101,7 @@ class Checkpoints:
 
     def __init__(self, settlement: Any, vault: Any, operator: Any, chain: Any) -> None:
         self.settlement = settlement
+        self.hatch = ape.project.EscapeHatch.at(settlement.escapeHatch())
         self.vault = vault
         self.operator = operator
         self.chain = chain
@@ -105,8 +112,8 @@ class Checkpoints:
         cursor = overrides.get("depositCursor", prev.depositCursor)
         forced = overrides.get("forcedCursor", prev.forcedCursor)
         forced_hash = (
-            bytes(self.settlement.forcedPrefixHash(forced))
-            if forced <= self.settlement.forcedRequestCount()
+            bytes(self.hatch.forcedPrefixHash(forced))
+            if forced <= self.hatch.forcedRequestCount()
             else ZERO32
         )
         header: dict[str, Any] = {
@@ -290,12 +297,18 @@ def settlement_args(
         "forcedDeadline": FORCED_DEADLINE,
         "livenessTimeout": LIVENESS,
         "forcedRequestFee": FORCED_FEE,
+        "claimWindow": CLAIM_WINDOW,
         "genesisStateRoot": root,
         "genesisMarketLeaves": [],  # published in GenesisMarketsListed, not checked on chain
         "genesisMarketSymbols": [],
     }
     args.update(overrides)
-    return list(args.values())
+    periods = tuple(
+        args.pop(name) for name in ("challengeWindow", "forcedDeadline", "livenessTimeout", "claimWindow")
+    )
+    values = list(args.values())
+    values.insert(4, periods)  # ISettlement.Periods, after minBond
+    return values
 
 
 @pytest.fixture(scope="session")
@@ -311,6 +324,11 @@ def settlement(project: Any, deployer: Any, operator: Any, oracle: Any, usdc: An
 @pytest.fixture(scope="session")
 def vault(project: Any, settlement: Any) -> Any:
     return project.CollateralVault.at(settlement.vault())
+
+
+@pytest.fixture(scope="session")
+def hatch(project: Any, settlement: Any) -> Any:
+    return project.EscapeHatch.at(settlement.escapeHatch())
 
 
 # Fixtures that change chain state are function-scoped: ape keeps the state a session fixture
@@ -343,9 +361,12 @@ def deploy_settlement(project: Any, deployer: Any, operator: Any, oracle: Any, c
     """Deploys a bonded Settlement over `token` (genesis root `root`); returns (settlement, vault,
     Checkpoints)."""
 
-    def deploy(token: Any, root: bytes = GENESIS_ROOT) -> tuple[Any, Any, Checkpoints]:
+    def deploy(
+        token: Any, root: bytes = GENESIS_ROOT, claim_window: int = CLAIM_WINDOW
+    ) -> tuple[Any, Any, Checkpoints]:
         settlement = deployer.deploy(
-            project.Settlement, *settlement_args(token, operator, oracle, root)
+            project.Settlement,
+            *settlement_args(token, operator, oracle, root, claimWindow=claim_window),
         )
         settlement.postBond(sender=operator, value=MIN_BOND)
         vault = project.CollateralVault.at(settlement.vault())
@@ -362,19 +383,34 @@ def fund_and_deposit(token: Any, vault: Any, who: Any, amount: int) -> int:
     return int(vault.deposit(who, amount, sender=who).return_value)
 
 
+def hatch_of(settlement: Any) -> Any:
+    """The EscapeHatch the Settlement created."""
+    return ape.project.EscapeHatch.at(settlement.escapeHatch())
+
+
 def freeze_now(settlement: Any, by: Any, chain: Any) -> Any:
     """Freezes through an overdue forced request (a no-op request by `by`); returns the receipt."""
-    receipt = settlement.requestForcedWithdrawal(0, 1, sender=by, value=FORCED_FEE)
+    hatch = hatch_of(settlement)
+    receipt = hatch.requestForcedWithdrawal(0, 1, sender=by, value=FORCED_FEE)
     chain.pending_timestamp = chain.blocks[receipt.block_number].timestamp + FORCED_DEADLINE
-    return settlement.freeze(sender=by)
+    return hatch.freeze(sender=by)
+
+
+def end_window(hatch: Any, chain: Any) -> None:
+    """Moves time to the end of the claim window (registration closed, payouts open)."""
+    end = int(hatch.claimWindowEnd())
+    if chain.blocks.head.timestamp < end:
+        chain.mine(timestamp=end)
 
 
 @pytest.fixture(scope="session")
 def escape_world(deploy_settlement: Any, usdc: Any, stranger: Any, chain: Any) -> Any:
     """Factory: a fresh bonded Settlement whose checkpoint 1 (finalized) commits `tree`, after
     `deposits` [(who, amount)] of which the first `deposit_cursor` are included; frozen (and every
-    market of `tree` proven) unless `freeze=False` (`prove_markets=False`). Returns a namespace
-    (settlement, vault, checkpoints, tree, token, and the freeze receipt)."""
+    market of `tree` proven) unless `freeze=False` (`prove_markets=False`); claim window
+    `claim_window` (default LONG_CLAIM_WINDOW). Returns a namespace
+    (settlement, hatch, vault, checkpoints, tree, token, and the freeze receipt). The header's
+    claimsTotal is `claims_total` (default: the tree's true total); nothing reads it any more."""
 
     def build(
         tree: StateTree,
@@ -384,9 +420,10 @@ def escape_world(deploy_settlement: Any, usdc: Any, stranger: Any, chain: Any) -
         token: Any = None,
         freeze: bool = True,
         prove_markets: bool = True,
+        claim_window: int = LONG_CLAIM_WINDOW,
     ) -> SimpleNamespace:
         token = token or usdc
-        settlement, vault, cps = deploy_settlement(token)
+        settlement, vault, cps = deploy_settlement(token, GENESIS_ROOT, claim_window)
         for who, amount in deposits:
             fund_and_deposit(token, vault, who, amount)
         cps.post_next(
@@ -395,11 +432,13 @@ def escape_world(deploy_settlement: Any, usdc: Any, stranger: Any, chain: Any) -
         )
         cps.finalize()
         receipt = freeze_now(settlement, stranger, chain) if freeze else None
+        hatch = hatch_of(settlement)
         if freeze and prove_markets:
             for market in tree.markets():
-                settlement.proveMarket(leaf_fields(market), tree.proof(market), sender=stranger)
+                hatch.proveMarket(leaf_fields(market), tree.proof(market), sender=stranger)
         return SimpleNamespace(
             settlement=settlement,
+            hatch=hatch,
             vault=vault,
             checkpoints=cps,
             tree=tree,
@@ -484,6 +523,7 @@ def consts() -> SimpleNamespace:
         FORCED_DEADLINE=FORCED_DEADLINE,
         LIVENESS=LIVENESS,
         FORCED_FEE=FORCED_FEE,
+        CLAIM_WINDOW=CLAIM_WINDOW,
         settlement_args=settlement_args,
         make_market=make_market,
         leaf_fields=leaf_fields,
@@ -492,6 +532,8 @@ def consts() -> SimpleNamespace:
         StateTree=StateTree,
         fund_and_deposit=fund_and_deposit,
         freeze_now=freeze_now,
+        hatch_of=hatch_of,
+        end_window=end_window,
         GENESIS_ROOT=GENESIS_ROOT,
         EMPTY_BATCH=EMPTY_BATCH,
         ZERO32=ZERO32,

@@ -37,15 +37,16 @@ def odd_token(project: Any, deployer: Any) -> Any:
 
 
 @pytest.fixture
-def usdc_vault(project: Any, deployer: Any, usdc: Any) -> Any:
-    """A vault over MockUSDC whose `settlement` is the deployer (so payOut can be driven)."""
-    return deployer.deploy(project.CollateralVault, usdc)
+def usdc_vault(project: Any, deployer: Any, usdc: Any, oracle: Any) -> Any:
+    """A vault over MockUSDC whose `settlement` is the deployer (so payOut can be driven); its
+    escape hatch is the oracle account (the other payer)."""
+    return deployer.deploy(project.CollateralVault, usdc, oracle)
 
 
 @pytest.fixture
-def odd_vault(project: Any, deployer: Any, odd_token: Any) -> Any:
+def odd_vault(project: Any, deployer: Any, odd_token: Any, oracle: Any) -> Any:
     """A vault over MisbehavingToken whose `settlement` is the deployer (drives payOut)."""
-    return deployer.deploy(project.CollateralVault, odd_token)
+    return deployer.deploy(project.CollateralVault, odd_token, oracle)
 
 
 # ---------------------------------------------------------------- construction / views
@@ -217,8 +218,21 @@ def test_payOut_usdc_moves_tokens_succeeds(
 
 
 def test_payOut_not_settlement_reverts(funded_vault: Any, stranger: Any, reverts: Any) -> None:
-    with reverts(funded_vault.Vault_NotSettlement, caller=stranger.address):
+    with reverts(funded_vault.Vault_NotPayer, caller=stranger.address):
         funded_vault.payOut(stranger, 1, sender=stranger)
+
+
+def test_payOut_by_escape_hatch_succeeds(
+    usdc_vault: Any, usdc: Any, alice: Any, oracle: Any
+) -> None:
+    usdc.mint(usdc_vault, 5, sender=alice)
+    assert usdc_vault.escapeHatch() == oracle.address
+    usdc_vault.payOut(alice, 5, sender=oracle)
+    assert usdc.balanceOf(alice) == 5
+
+
+def test_locked_outside_calls_succeeds(usdc_vault: Any) -> None:
+    assert not usdc_vault.locked()
 
 
 def test_payOut_more_than_held_reverts(

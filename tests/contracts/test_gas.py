@@ -72,11 +72,13 @@ def test_claimWithdrawal_gas_succeeds(
 # ---------------------------------------------------------------- escape hatch
 
 
-def test_requestForced_gas_succeeds(bonded: Any, alice: Any, bob: Any, consts: Any) -> None:
+def test_requestForced_gas_succeeds(
+    bonded: Any, hatch: Any, alice: Any, bob: Any, consts: Any
+) -> None:
     fee = consts.FORCED_FEE
-    first = bonded.requestForcedWithdrawal(1, 5 * USDC, sender=alice, value=fee)
-    second = bonded.requestForcedWithdrawal(2, 5 * USDC, sender=bob, value=fee)
-    exit_ = bonded.requestForcedExit(2, 1, sender=bob, value=fee)
+    first = hatch.requestForcedWithdrawal(1, 5 * USDC, sender=alice, value=fee)
+    second = hatch.requestForcedWithdrawal(2, 5 * USDC, sender=bob, value=fee)
+    exit_ = hatch.requestForcedExit(2, 1, sender=bob, value=fee)
     _check("requestForcedWithdrawal_first", first.gas_used)
     _check("requestForcedWithdrawal", second.gas_used)
     _check("requestForcedExit", exit_.gas_used)
@@ -111,10 +113,11 @@ def test_escape_gas_succeeds(
         [(alice, 600_000 * USDC), (bob, 400_000 * USDC), (bob, 1 * USDC)],
         deposit_cursor=2,
         prove_markets=False,
+        claim_window=consts.CLAIM_WINDOW,
     )
     freeze = w.freeze
-    prove = w.settlement.proveMarket(consts.leaf_fields(m0), tree.proof(m0), sender=stranger)
-    w.settlement.proveMarket(consts.leaf_fields(m1), tree.proof(m1), sender=stranger)
+    prove = w.hatch.proveMarket(consts.leaf_fields(m0), tree.proof(m0), sender=stranger)
+    w.hatch.proveMarket(consts.leaf_fields(m1), tree.proof(m1), sender=stranger)
 
     def account(a: Account) -> tuple[Any, Any]:
         return consts.leaf_fields(a), tree.proof(a)
@@ -123,18 +126,17 @@ def test_escape_gas_succeeds(
     # owner. Account 0 creates word 0; account 1 (account + 1 position) and account 3 (account + 2
     # positions, after account 2 created word 1) then pay the same storage costs, so their
     # difference is the cost of one more position in a call.
-    escape_account = w.settlement.escape(*account(a0), [], sender=stranger)
-    one = w.settlement.escape(*account(a1), [tree.witness(positions[2])], sender=bob)
-    later = w.settlement.escape(*account(a1), [tree.witness(positions[3])], sender=bob)
-    w.settlement.escape(*account(a2), [], sender=stranger)
-    two = w.settlement.escape(
-        *account(a3), [tree.witness(p) for p in positions[4:6]], sender=stranger
-    )
+    escape_account = w.hatch.escape(*account(a0), [], sender=stranger)
+    one = w.hatch.escape(*account(a1), [tree.witness(positions[2])], sender=bob)
+    later = w.hatch.escape(*account(a1), [tree.witness(positions[3])], sender=bob)
+    w.hatch.escape(*account(a2), [], sender=stranger)
+    two = w.hatch.escape(*account(a3), [tree.witness(p) for p in positions[4:6]], sender=stranger)
     logs = list(w.vault.Deposited.range(0, chain.blocks.head.number + 1))
-    refund = w.settlement.refundDeposit(
+    refund = w.hatch.refundDeposit(
         logs[2].index, logs[2].owner, logs[2].amount, logs[2].timestamp, sender=stranger
     )
-    withdraw = w.settlement.withdrawEscaped(sender=alice)
+    consts.end_window(w.hatch, chain)
+    withdraw = w.hatch.withdrawEscaped(sender=alice)
     _check("freeze", freeze.gas_used)
     _check("proveMarket", prove.gas_used)
     _check("escape_account", escape_account.gas_used)
@@ -147,3 +149,41 @@ def test_escape_gas_succeeds(
     # proof that names the owner): both far below the 150k target.
     assert two.gas_used - one.gas_used < 50_000
     assert later.gas_used < 120_000
+
+
+def test_freezeForDeposit_gas_succeeds(
+    deploy_settlement: Any, usdc: Any, consts: Any, alice: Any, bob: Any, stranger: Any, chain: Any
+) -> None:
+    # Checkpoint 1 (final) includes alice's deposit; checkpoint 2 leaves bob's out until it is
+    # overdue. The freeze reads the queue entry at the cursor and fixes the pool.
+    _, vault, cps = deploy_settlement(usdc)
+    consts.fund_and_deposit(usdc, vault, alice, 600 * USDC)
+    cps.post_next(depositCursor=1)
+    cps.finalize()
+    consts.fund_and_deposit(usdc, vault, bob, 5 * USDC)
+    cps.post_next(depositCursor=1)
+    log = list(vault.Deposited.range(0, chain.blocks.head.number + 1))[1]
+    chain.pending_timestamp = log.timestamp + consts.FORCED_DEADLINE
+    receipt = cps.hatch.freezeForDeposit(log.owner, log.amount, log.timestamp, sender=stranger)
+    _check("freezeForDeposit", receipt.gas_used)
+
+
+def test_claim_window_end_gas_succeeds(
+    escape_world: Any, consts: Any, alice: Any, bob: Any, operator: Any, stranger: Any, chain: Any
+) -> None:
+    # Pool 500: alice (300) registers, the window ends, bob (150) escapes late, alice withdraws to
+    # a recipient, the operator sweeps the residual (50).
+    a0 = Account(0, alice.address, 300 * USDC, 0)
+    a1 = Account(1, bob.address, 150 * USDC, 0)
+    tree = consts.StateTree([consts.make_market(0, 1_000), a0, a1])
+    w = escape_world(tree, [(alice, 500 * USDC)], claim_window=consts.CLAIM_WINDOW)
+    w.hatch.escape(consts.leaf_fields(a0), tree.proof(a0), [], sender=alice)
+    consts.end_window(w.hatch, chain)
+    late = w.hatch.escape(consts.leaf_fields(a1), tree.proof(a1), [], sender=bob)
+    to = w.hatch.withdrawEscapedTo(stranger, sender=alice)
+    chain.pending_timestamp = w.hatch.frozenAt() + 2 * consts.CLAIM_WINDOW
+    sweep = w.hatch.sweepResidual(sender=operator)
+    assert w.hatch.swept()
+    _check("escape_account_late", late.gas_used)
+    _check("withdrawEscapedTo", to.gas_used)
+    _check("sweepResidual", sweep.gas_used)

@@ -28,20 +28,29 @@ def test_constructor_stores_parameters_succeeds(
     assert settlement.minBond() == MIN_BOND
     assert settlement.challengeWindow() == WINDOW
     assert settlement.forcedDeadline() == consts.FORCED_DEADLINE == 300
-    assert settlement.livenessTimeout() == consts.LIVENESS == 1800
-    assert settlement.forcedRequestFee() == consts.FORCED_FEE == 10**15
-    assert not settlement.isFrozen()
-    assert settlement.frozenAt() == 0
     assert settlement.withdrawalsClaimed() == 0
-    assert settlement.escapePool() == (0, 0, 0)
     assert settlement.bond() == 0
     vault = project.CollateralVault.at(settlement.vault())
+    hatch = project.EscapeHatch.at(settlement.escapeHatch())
     assert vault.settlement() == settlement.address
+    assert vault.escapeHatch() == hatch.address
     assert vault.token() == usdc.address
-    assert settlement.forcedRequestCount() == 0
+    assert hatch.settlement() == settlement.address
+    assert hatch.forcedDeadline() == consts.FORCED_DEADLINE
+    assert hatch.livenessTimeout() == consts.LIVENESS == 1800
+    assert hatch.forcedRequestFee() == consts.FORCED_FEE == 10**15
+    assert hatch.claimWindow() == consts.CLAIM_WINDOW == 600
+    assert not hatch.isFrozen()
+    assert (hatch.frozenAt(), hatch.claimWindowEnd(), hatch.pool(), hatch.registeredTotal()) == (
+        0,
+        0,
+        0,
+        0,
+    )
+    assert hatch.forcedRequestCount() == 0
 
 
-def test_constructor_exposes_protocol_constants_succeeds(settlement: Any) -> None:
+def test_constructor_exposes_protocol_constants_succeeds(settlement: Any, hatch: Any) -> None:
     assert settlement.PROTOCOL_VERSION() == 2
     assert settlement.MAX_BATCH_BYTES() == 131_072
     assert settlement.MAX_BATCH_RECORDS() == 2**20
@@ -51,8 +60,9 @@ def test_constructor_exposes_protocol_constants_succeeds(settlement: Any) -> Non
     assert settlement.MAX_WITHDRAWALS() == 2**16
     assert settlement.MAX_CHALLENGE_WINDOW() == 365 * 24 * 3600
     assert settlement.MAX_TIMEOUT() == 365 * 24 * 3600
-    assert (settlement.FORCED_WITHDRAWAL(), settlement.FORCED_EXIT()) == (1, 2)
-    assert (settlement.FREEZE_FORCED_REQUEST_OVERDUE(), settlement.FREEZE_LIVENESS()) == (1, 2)
+    assert (hatch.FORCED_WITHDRAWAL(), hatch.FORCED_EXIT()) == (1, 2)
+    assert (hatch.FREEZE_FORCED_REQUEST_OVERDUE(), hatch.FREEZE_LIVENESS()) == (1, 2)
+    assert hatch.FREEZE_DEPOSIT_OVERDUE() == 3
 
 
 def test_constructor_stores_final_genesis_checkpoint_succeeds(
@@ -83,25 +93,8 @@ YEAR = 365 * 24 * 3600
         {"token": "0x000000000000000000000000000000000000dEaD"},  # no code
         {"operator": ZERO},
         {"oracle": ZERO},
-        {"challengeWindow": 0},
-        {"challengeWindow": YEAR + 1},
-        {"forcedDeadline": 0},
-        {"forcedDeadline": YEAR + 1},
-        {"livenessTimeout": 0},
-        {"livenessTimeout": YEAR + 1},
     ],
-    ids=[
-        "zero-token",
-        "token-without-code",
-        "zero-operator",
-        "zero-oracle",
-        "zero-window",
-        "window-too-long",
-        "zero-deadline",
-        "deadline-too-long",
-        "zero-liveness",
-        "liveness-too-long",
-    ],
+    ids=["zero-token", "token-without-code", "zero-operator", "zero-oracle"],
 )
 def test_constructor_invalid_parameter_reverts(
     project: Any,
@@ -118,6 +111,42 @@ def test_constructor_invalid_parameter_reverts(
         deployer.deploy(project.Settlement, *args)
 
 
+@pytest.mark.parametrize(
+    ("overrides", "error", "inputs"),
+    [
+        ({"challengeWindow": 0}, "ChallengeWindowOutOfRange", (0, YEAR)),
+        ({"challengeWindow": YEAR + 1}, "ChallengeWindowOutOfRange", (YEAR + 1, YEAR)),
+        ({"forcedDeadline": 0}, "ForcedDeadlineOutOfRange", (0, YEAR)),
+        ({"forcedDeadline": YEAR + 1}, "ForcedDeadlineOutOfRange", (YEAR + 1, YEAR)),
+        ({"livenessTimeout": 0}, "LivenessTimeoutOutOfRange", (0, YEAR)),
+        ({"livenessTimeout": YEAR + 1}, "LivenessTimeoutOutOfRange", (YEAR + 1, YEAR)),
+        ({"claimWindow": 0}, "ClaimWindowOutOfRange", (0, YEAR)),
+        ({"claimWindow": YEAR + 1}, "ClaimWindowOutOfRange", (YEAR + 1, YEAR)),
+        ({"forcedDeadline": 600}, "ForcedDeadlineNotBelowChallengeWindow", (600, 600)),
+        ({"forcedDeadline": 601}, "ForcedDeadlineNotBelowChallengeWindow", (601, 600)),
+        ({"livenessTimeout": 600}, "LivenessTimeoutNotAboveChallengeWindow", (600, 600)),
+        ({"livenessTimeout": 599}, "LivenessTimeoutNotAboveChallengeWindow", (599, 600)),
+    ],
+)
+def test_constructor_parameter_out_of_range_reverts(
+    project: Any,
+    deployer: Any,
+    usdc: Any,
+    operator: Any,
+    oracle: Any,
+    reverts: Any,
+    consts: Any,
+    overrides: dict[str, Any],
+    error: str,
+    inputs: tuple[int, int],
+) -> None:
+    args = consts.settlement_args(usdc, operator, oracle, b"\x11" * 32, **overrides)
+    custom = getattr(project.Settlement, "Settlement_" + error)
+    names = [i.name for i in custom.abi.inputs]
+    with reverts(custom, **dict(zip(names, inputs, strict=True))):
+        deployer.deploy(project.Settlement, *args)
+
+
 def test_constructor_longest_timeouts_and_zero_fee_succeeds(
     project: Any, deployer: Any, usdc: Any, operator: Any, oracle: Any, consts: Any
 ) -> None:
@@ -125,15 +154,36 @@ def test_constructor_longest_timeouts_and_zero_fee_succeeds(
         usdc,
         operator,
         oracle,
-        challengeWindow=YEAR,
-        forcedDeadline=YEAR,
+        challengeWindow=YEAR - 1,
+        forcedDeadline=YEAR - 2,
         livenessTimeout=YEAR,
+        claimWindow=YEAR,
         forcedRequestFee=0,
     )
     settlement = deployer.deploy(project.Settlement, *args)
-    assert settlement.challengeWindow() == YEAR
-    assert (settlement.forcedDeadline(), settlement.livenessTimeout()) == (YEAR, YEAR)
-    assert settlement.forcedRequestFee() == 0
+    hatch = consts.hatch_of(settlement)
+    assert settlement.challengeWindow() == YEAR - 1
+    assert (hatch.forcedDeadline(), hatch.livenessTimeout()) == (YEAR - 2, YEAR)
+    assert (hatch.forcedRequestFee(), hatch.claimWindow()) == (0, YEAR)
+
+
+def test_constructor_devnet_and_production_parameters_succeeds(
+    project: Any, deployer: Any, usdc: Any, operator: Any, oracle: Any, consts: Any
+) -> None:
+    # spec D7: devnet W 10 min, D 5 min, L 30 min, claim 10 min; production 7 d, 5 d, 14 d, 14 d.
+    day = 24 * 3600
+    for w, d, live, claim in ((600, 300, 1800, 600), (7 * day, 5 * day, 14 * day, 14 * day)):
+        args = consts.settlement_args(
+            usdc,
+            operator,
+            oracle,
+            challengeWindow=w,
+            forcedDeadline=d,
+            livenessTimeout=live,
+            claimWindow=claim,
+        )
+        settlement = deployer.deploy(project.Settlement, *args)
+        assert consts.hatch_of(settlement).claimWindow() == claim
 
 
 def test_constructor_genesis_markets_listed_succeeds(

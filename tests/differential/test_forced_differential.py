@@ -22,6 +22,7 @@ from isoperp.protocol.signing import Domain, sign_request
 WINDOW = 600
 FORCED_DEADLINE = 300
 LIVENESS = 1800
+CLAIM_WINDOW = 600
 FEE = 10**15
 BOND = 10**18
 USDC = 10**6
@@ -43,9 +44,7 @@ def test_builder_serves_the_settlement_queue_and_pays_through_withdrawals(
         operator,
         DEVNET_ORACLE,
         BOND,
-        WINDOW,
-        FORCED_DEADLINE,
-        LIVENESS,
+        (WINDOW, FORCED_DEADLINE, LIVENESS, CLAIM_WINDOW),  # ISettlement.Periods
         FEE,
         genesis_root.state_root,
         [encode_market(m) for m in DEVNET_MARKETS],
@@ -53,6 +52,7 @@ def test_builder_serves_the_settlement_queue_and_pays_through_withdrawals(
     )
     settlement.postBond(sender=operator, value=BOND)
     vault = project.CollateralVault.at(settlement.vault())
+    hatch = project.EscapeHatch.at(settlement.escapeHatch())
     domain = Domain(chain.chain_id, settlement.address)
     ledger = Ledger.genesis(DEVNET_MARKETS, domain, DEVNET_ORACLE)
     builder = BatchBuilder(ledger, CheckpointHeader.genesis(ledger.state_root))
@@ -66,11 +66,11 @@ def test_builder_serves_the_settlement_queue_and_pays_through_withdrawals(
     builder.add(sign_request(bytes.fromhex(bob.private_key[2:]), domain, move))
 
     requests = [
-        settlement.requestForcedWithdrawal(0, 40 * USDC, sender=alice, value=FEE),
-        settlement.requestForcedWithdrawal(0, 5, sender=stranger, value=FEE),  # not the owner
-        settlement.requestForcedExit(1, 0, sender=bob, value=FEE),  # pays the parked margin
-        settlement.requestForcedExit(1, 1, sender=bob, value=FEE),  # no ETH-USD position
-        settlement.requestForcedWithdrawal(1, (1 << 128) - 1, sender=bob, value=FEE),  # all of it
+        hatch.requestForcedWithdrawal(0, 40 * USDC, sender=alice, value=FEE),
+        hatch.requestForcedWithdrawal(0, 5, sender=stranger, value=FEE),  # not the owner
+        hatch.requestForcedExit(1, 0, sender=bob, value=FEE),  # pays the parked margin
+        hatch.requestForcedExit(1, 1, sender=bob, value=FEE),  # no ETH-USD position
+        hatch.requestForcedWithdrawal(1, (1 << 128) - 1, sender=bob, value=FEE),  # all of it
     ]
     events = [_event(r, "ForcedRequested") for r in requests]
     # (ape wraps event integers in its own int subclass; the ledger takes plain ints only)
@@ -88,9 +88,9 @@ def test_builder_serves_the_settlement_queue_and_pays_through_withdrawals(
     assert paid == [40 * USDC, 0, 30 * USDC, 0, 70 * USDC]
     sealed = builder.seal(timestamp=chain.blocks.head.timestamp)
     header = sealed.header
-    assert header.forced_cursor == 5 == settlement.forcedRequestCount()
+    assert header.forced_cursor == 5 == hatch.forcedRequestCount()
     assert header.forced_prefix_hash == bytes(events[-1].prefixHash)
-    assert header.forced_prefix_hash == bytes(settlement.forcedPrefixHash(5))
+    assert header.forced_prefix_hash == bytes(hatch.forcedPrefixHash(5))
     assert sealed.withdrawals == (
         WithdrawalLeaf(0, alice.address, 40 * USDC),
         WithdrawalLeaf(1, bob.address, 30 * USDC),
@@ -105,7 +105,7 @@ def test_builder_serves_the_settlement_queue_and_pays_through_withdrawals(
     forged.add(forced_request(0, 1, alice.address, 0, 0, 41 * USDC, int(events[0].timestamp)))
     bad = forged.seal(timestamp=chain.blocks.head.timestamp)
     assert bad.header.forced_cursor == 1 and bad.header.forced_prefix_hash != bytes(
-        settlement.forcedPrefixHash(1)
+        hatch.forcedPrefixHash(1)
     )
     with ape.reverts(settlement.Settlement_ForcedPrefixMismatch):
         settlement.postCheckpoint(bad.header.as_abi_tuple(), bad.data, sender=operator)

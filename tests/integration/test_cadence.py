@@ -45,8 +45,8 @@ def test_a_due_cycle_posts_whatever_it_has(system, inbox):
 def test_a_forced_request_is_posted_without_waiting_for_fills(system, inbox):
     service, alice, bob = two_traders(system, inbox)
     cross(system, inbox, alice, bob, 1)
-    fee = system.settlement.functions.forcedRequestFee().call()
-    fn = system.settlement.functions.requestForcedWithdrawal(0, 1 * USDC)
+    fee = system.hatch.functions.forcedRequestFee().call()
+    fn = system.hatch.functions.requestForcedWithdrawal(0, 1 * USDC)
     ChainClient(system.client.w3, alice).transact(fn, value=fee)
     report = service.run_once(min_fills=5)
     assert report.posted is not None and report.forced == 1 and report.fills == 1

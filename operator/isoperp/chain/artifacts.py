@@ -52,7 +52,14 @@ def compile_contracts(root: Path) -> None:
     ape = Path(sys.executable).with_name("ape")
     logger.info("compiling contracts with %s", ape)
     proc = subprocess.run(
-        [str(ape), "compile"], cwd=root, env=env, capture_output=True, text=True, check=False
+        # --force: ape's incremental build does not rebuild the Settlement when only the EscapeHatch
+        # or CollateralVault changed, though it embeds their creation code.
+        [str(ape), "compile", "--force"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]

@@ -15,7 +15,8 @@ from isoperp.protocol.signing import Domain
 
 @dataclass
 class System:
-    """The Settlement, CollateralVault and token contracts of a deployment, bound to a client."""
+    """The Settlement, CollateralVault, EscapeHatch and token contracts of a deployment, bound to a
+    client."""
 
     client: ChainClient
     deployment: Deployment
@@ -27,6 +28,13 @@ class System:
     @cached_property
     def vault(self) -> Contract:
         return self.client.contract(self.deployment.vault, artifact("CollateralVault").abi)
+
+    @cached_property
+    def hatch(self) -> Contract:
+        address = self.deployment.escape_hatch or str(
+            self.settlement.functions.escapeHatch().call()
+        )
+        return self.client.contract(address, artifact("EscapeHatch").abi)
 
     @cached_property
     def token(self) -> Contract:

@@ -1,6 +1,6 @@
 """Deploys the system: collateral token (devnet MockUSDC unless one is given), Settlement (which
-creates the CollateralVault and publishes the genesis markets, ``isoperp.chain.genesis``), and the
-operator's bond.
+creates the CollateralVault and the EscapeHatch, and publishes the genesis markets,
+``isoperp.chain.genesis``), and the operator's bond.
 
 Used by `isoperp deploy` and by `ape run deploy`."""
 
@@ -21,7 +21,9 @@ DEVNET_CHALLENGE_WINDOW = 600
 PRODUCTION_CHALLENGE_WINDOW = 7 * 24 * 3600
 DEVNET_MIN_BOND = 10**18
 DEVNET_FORCED_DEADLINE = 300
-PRODUCTION_FORCED_DEADLINE = 7 * 24 * 3600
+PRODUCTION_FORCED_DEADLINE = 5 * 24 * 3600  # below the challenge window (spec D7)
+DEVNET_CLAIM_WINDOW = 600
+PRODUCTION_CLAIM_WINDOW = 14 * 24 * 3600
 DEVNET_LIVENESS_TIMEOUT = 1800
 PRODUCTION_LIVENESS_TIMEOUT = 14 * 24 * 3600
 DEVNET_FORCED_REQUEST_FEE = 10**15  # 0.001 ether
@@ -39,6 +41,7 @@ class DeployParams:
     forced_request_fee: int = DEVNET_FORCED_REQUEST_FEE
     oracle: str | None = None  # None: devnet account 9
     markets: tuple[Market, ...] = DEFAULT_MARKETS  # genesis markets (a market file, or devnet)
+    claim_window: int = DEVNET_CLAIM_WINDOW
 
 
 class Deployer(Protocol):
@@ -77,18 +80,22 @@ def deploy_system(
         operator,
         oracle,
         params.min_bond,
-        params.challenge_window,
-        params.forced_deadline,
-        params.liveness_timeout,
+        (
+            params.challenge_window,
+            params.forced_deadline,
+            params.liveness_timeout,
+            params.claim_window,
+        ),  # ISettlement.Periods
         params.forced_request_fee,
         root,
         leaves,
         symbols,
     )
     vault = str(deployer.read(settlement, "Settlement", "vault"))
+    hatch = str(deployer.read(settlement, "Settlement", "escapeHatch"))
     logger.info(
-        "Settlement at %s, vault at %s; genesis: %d markets, root 0x%s",
-        settlement, vault, len(params.markets), root.hex(),
+        "Settlement at %s, vault at %s, escape hatch at %s; genesis: %d markets, root 0x%s",
+        settlement, vault, hatch, len(params.markets), root.hex(),
     )
     if params.bond and operator == deployer.address:
         deployer.call(settlement, "Settlement", "postBond", value=params.bond)
@@ -108,4 +115,6 @@ def deploy_system(
         forced_deadline=params.forced_deadline,
         liveness_timeout=params.liveness_timeout,
         forced_request_fee=params.forced_request_fee,
+        escape_hatch=hatch,
+        claim_window=params.claim_window,
     )

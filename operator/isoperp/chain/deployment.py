@@ -31,6 +31,9 @@ class Deployment:
     forced_deadline: int = 300
     liveness_timeout: int = 1800
     forced_request_fee: int = 10**15
+    # The EscapeHatch the Settlement created ("" in files written before it: read from the chain).
+    escape_hatch: str = ""
+    claim_window: int = 600
 
     def save(self, path: Path = DEFAULT_DEPLOYMENT) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

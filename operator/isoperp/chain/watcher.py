@@ -80,6 +80,7 @@ class ChainWatcher:
         w3: Web3,
         vault: Contract,
         settlement: Contract,
+        hatch: Contract,
         deploy_block: int,
         *,
         log_range: int = LOG_RANGE,
@@ -96,11 +97,11 @@ class ChainWatcher:
         self.checkpoints: list[CheckpointLog] = []
         self.cursor = deploy_block - 1  # last block scanned
         self._hashes: dict[int, bytes] = {}  # block number -> hash, for blocks scanned
-        self._addresses = [vault.address, settlement.address]
+        self._addresses = [vault.address, settlement.address, hatch.address]
         self._decoders: dict[bytes, Callable[[dict[str, Any]], Event]] = {}
         for contract, name, build in (
             (vault, "Deposited", QueuedDeposit.from_log),
-            (settlement, "ForcedRequested", QueuedForced.from_log),
+            (hatch, "ForcedRequested", QueuedForced.from_log),
             (settlement, "CheckpointPosted", CheckpointLog.from_log),
         ):
             event = contract.events[name]()
@@ -114,6 +115,7 @@ class ChainWatcher:
             system.client.w3,
             system.vault,
             system.settlement,
+            system.hatch,
             system.deployment.deploy_block,
             **kwargs,
         )

@@ -49,6 +49,8 @@ def drill(name: str, port: int) -> None:
     double-escape       same leaf twice, aliased index, internal node as leaf revert
     bad-debt            negative-equity position pays 0; haircut; order-independent payouts
     unincluded-deposit  deposits never included are refunded once, and only those
+    censored-deposit    one deposit censored: freeze (reason 3) at its deadline, full refund
+    escape-claim-window haircut from registered claims, order-independent, late claims
     flash-crash         -30% in one tick: losses isolated, bystanders untouched
     """
     names = list(DRILLS) if name == "all" else [name]

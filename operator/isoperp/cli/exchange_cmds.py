@@ -98,6 +98,7 @@ def deploy(
     table = Table("contract", "address", title=f"deployed on chain {deployment.chain_id}")
     table.add_row("Settlement", deployment.settlement)
     table.add_row("CollateralVault", deployment.vault)
+    table.add_row("EscapeHatch", deployment.escape_hatch)
     table.add_row("collateral token", deployment.token)
     table.add_row("operator", deployment.operator)
     console.print(table)

@@ -45,9 +45,9 @@ def force_withdraw(
     signer = resolve_signer(account_index, key, default_index=1)
     account_id = _account_id(state, signer.address)
     system = state.system(signer)
-    fee = int(system.settlement.functions.forcedRequestFee().call())
+    fee = int(system.hatch.functions.forcedRequestFee().call())
     receipt = system.client.transact(
-        system.settlement.functions.requestForcedWithdrawal(account_id, value),
+        system.hatch.functions.requestForcedWithdrawal(account_id, value),
         value=fee,
         context="requestForcedWithdrawal",
     )
@@ -65,9 +65,9 @@ def force_exit(state: CliState, market: str, account_index: int | None, key: str
     signer = resolve_signer(account_index, key, default_index=1)
     account_id = _account_id(state, signer.address)
     system = state.system(signer)
-    fee = int(system.settlement.functions.forcedRequestFee().call())
+    fee = int(system.hatch.functions.forcedRequestFee().call())
     receipt = system.client.transact(
-        system.settlement.functions.requestForcedExit(account_id, inst.market_id),
+        system.hatch.functions.requestForcedExit(account_id, inst.market_id),
         value=fee,
         context="requestForcedExit",
     )
@@ -75,7 +75,7 @@ def force_exit(state: CliState, market: str, account_index: int | None, key: str
 
 
 def _queued(system: System, receipt: TxReceipt, what: str) -> None:
-    event = system.settlement.events.ForcedRequested().process_receipt(receipt, errors=DISCARD)
+    event = system.hatch.events.ForcedRequested().process_receipt(receipt, errors=DISCARD)
     args = event[0]["args"]
     deadline = args["timestamp"] + system.deployment.forced_deadline
     console.print(
@@ -89,12 +89,17 @@ def _queued(system: System, receipt: TxReceipt, what: str) -> None:
 @key_option
 @click.pass_obj
 def freeze(state: CliState, account_index: int | None, key: str | None) -> None:
-    """Freeze the exchange for good (allowed once a forced request is overdue, or nothing has
-    finalized within the liveness timeout). Escapes open against the last finalized checkpoint."""
+    """Freeze the exchange for good (allowed once a forced request is overdue, a deposit stayed
+    unincluded past the forced deadline, or nothing has finalized within the liveness timeout).
+    An overdue deposit is used automatically (freezeForDeposit). Escapes open against the last
+    finalized checkpoint."""
     system = state.system(resolve_signer(account_index, key, default_index=1))
-    receipt = system.client.transact(system.settlement.functions.freeze(), context="freeze")
-    seq = system.settlement.functions.frozenSeq().call()
-    console.print(f"exchange frozen (gas {receipt['gasUsed']}); escapes use checkpoint #{seq}")
+    outcome = escape_service.freeze(system)
+    reason = escape_service.FREEZE_REASONS.get(outcome.reason, "?")
+    console.print(
+        f"exchange frozen (reason {outcome.reason}: {reason}; gas {outcome.gas}); "
+        f"escapes use checkpoint #{outcome.seq}"
+    )
 
 
 @click.group()
@@ -108,10 +113,11 @@ def exits() -> None:
 def exits_status(state: CliState, address: str | None) -> None:
     """Pending forced requests and deadlines, the freeze, and claimable amounts."""
     system = state.system()
-    fns = system.settlement.functions
+    fns = system.hatch.functions
     w3 = system.client.w3
     now = int(w3.eth.get_block("latest")["timestamp"])
-    latest = fns.getCheckpoint(fns.latestSeq().call()).call()
+    sfns = system.settlement.functions
+    latest = sfns.getCheckpoint(sfns.latestSeq().call()).call()
     served = int(latest[5])
     table = Table(
         "#",
@@ -141,15 +147,32 @@ def exits_status(state: CliState, address: str | None) -> None:
         )
     console.print(table)
     forced_at, liveness_at = fns.freezableAt().call()
+    pending = escape_service.oldest_unincluded_deposit(system)
+    if pending is not None:
+        d = pending.deposit
+        due = "overdue" if now >= pending.deadline else f"in {pending.deadline - now}s"
+        console.print(
+            f"oldest unincluded deposit #{d.index} ({format_usdc(d.amount)} for {d.owner}): "
+            f"inclusion deadline {pending.deadline} ({due})"
+        )
     if fns.isFrozen().call():
+        end = int(fns.claimWindowEnd().call())
+        window = (
+            f"claims register until {end} (in {end - now}s) and are paid after it"
+            if now < end
+            else "the claim window has ended: registered claims are paid, late escapes get "
+            "only the residual"
+        )
         console.print(
             f"[bold red]frozen[/] at {fns.frozenAt().call()}; escapes use checkpoint "
-            f"#{fns.frozenSeq().call()}"
+            f"#{fns.frozenSeq().call()}; {window}"
         )
     else:
         parts = [f"liveness freeze possible in {max(0, liveness_at - now)}s"]
         if forced_at != 2**64 - 1:  # type(uint64).max: nothing pending
             parts.append(f"forced-request freeze possible in {max(0, forced_at - now)}s")
+        if pending is not None:
+            parts.append(f"deposit freeze possible in {max(0, pending.deadline - now)}s")
         console.print("not frozen; " + "; ".join(parts))
     if address and fns.isFrozen().call():
         seq, ledger = escape_service.escape_ledger(system)
@@ -181,7 +204,7 @@ def escape(state: CliState, owner: str | None, account_index: int | None, key: s
     with console.status("rebuilding the escape checkpoint's state from L1 calldata..."):
         p, r = escape_service.execute(system, who)
     console.print(f"escape checkpoint #{p.seq}; {who}")
-    if not (r.credited or r.refunded or r.claimed or r.withdrawn):
+    if not (r.registered or r.credited or r.refunded or r.claimed or r.withdrawn or r.waiting):
         console.print("nothing left to escape, refund, claim or withdraw")
         return
     console.print(f"  free collateral {format_usdc(p.account_value)}")
@@ -191,9 +214,15 @@ def escape(state: CliState, owner: str | None, account_index: int | None, key: s
             f": worth {format_usdc(value)}"
         )
     console.print(
-        f"credited {format_usdc(r.credited)} (after any haircut), refunded "
-        f"{format_usdc(r.refunded)}, claimed {format_usdc(r.claimed)}, "
+        f"registered {format_usdc(r.registered)}, late credit {format_usdc(r.credited)}, "
+        f"refunded {format_usdc(r.refunded)}, claimed {format_usdc(r.claimed)}, "
         f"withdrawn to wallet {format_usdc(r.withdrawn)}"
     )
+    if r.waiting:
+        console.print(
+            f"claim window open until {r.window_end}: {format_usdc(r.waiting)} registered is paid "
+            "after it (in full, or pro rata if the registered claims exceed the escape pool); "
+            "run `isoperp escape` again then"
+        )
     for name, gas in r.gas.items():
         console.print(f"  gas {name}: {gas:,}")

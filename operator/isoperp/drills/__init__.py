@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from isoperp.drills import (
     bad_debt,
+    censored_deposit,
     censorship,
     double_escape,
+    escape_claim_window,
     flash_crash,
     operator_offline,
     stale_proof,
@@ -30,6 +32,14 @@ DRILLS: dict[str, tuple[Scenario, str]] = {
     ),
     "bad-debt": (bad_debt.run, "bad-debt position pays 0; haircut; order-independent payouts"),
     "unincluded-deposit": (unincluded_deposit.run, "unincluded deposits refunded once, only they"),
+    "censored-deposit": (
+        censored_deposit.run,
+        "a censored deposit: freeze (reason 3) exactly at its deadline, full refund, nothing lost",
+    ),
+    "escape-claim-window": (
+        escape_claim_window.run,
+        "haircut from registered claims, same payouts in any order, late claim gets the residual",
+    ),
     "flash-crash": (flash_crash.run, "-30% tick: losses isolated, bystanders untouched"),
 }
 

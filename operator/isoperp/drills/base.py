@@ -190,6 +190,13 @@ class DrillContext:
         seq = self.system.settlement.functions.lastFinalizedSeq().call()
         self.log(f"{self.deployment.challenge_window + 1}s later: checkpoint #{seq} is final")
 
+    def end_claim_window(self) -> None:
+        """Moves time to the end of the claim window: registration closes, payouts open."""
+        end = int(self.system.hatch.functions.claimWindowEnd().call())
+        if self.now() < end:
+            self.at(end)
+        self.log("the claim window has ended: registered claims are paid from now on")
+
     def expect_revert(self, action: Callable[[], object], error_name: str) -> ContractReverted:
         try:
             action()

@@ -13,7 +13,7 @@ FREEZE_GAS = 400_000
 
 
 def FREEZE(system: System) -> ContractFunction:
-    return system.settlement.functions.freeze()
+    return system.hatch.functions.freeze()
 
 
 def run(ctx: DrillContext) -> None:
@@ -21,11 +21,11 @@ def run(ctx: DrillContext) -> None:
     ctx.cycle()
     ctx.operator = OperatorService(ctx.system, ctx.inbox, serve_forced=False)  # the censor
     ctx.operator.sync()
-    settlement = ctx.system.settlement.functions
+    hatch = ctx.system.hatch.functions
     user = ctx.as_user(1)
-    fee = int(settlement.forcedRequestFee().call())
+    fee = int(hatch.forcedRequestFee().call())
     receipt = user.client.transact(
-        user.settlement.functions.requestForcedWithdrawal(ctx.account_id(1), 5_000 * 10**6),
+        user.hatch.functions.requestForcedWithdrawal(ctx.account_id(1), 5_000 * 10**6),
         value=fee,
         context="requestForcedWithdrawal",
     )
@@ -34,7 +34,7 @@ def run(ctx: DrillContext) -> None:
     ctx.log(f"trader 1 requests a forced withdrawal; deadline {deadline - ctx.start}s")
     ctx.deposit(2, 100)
     ctx.check(ctx.cycle().posted is not None, "before the deadline the censoring operator posts")
-    forced_at, _ = settlement.freezableAt().call()
+    forced_at, _ = hatch.freezableAt().call()
     ctx.check(forced_at == deadline, "the contract reports the deadline as the freeze time")
     ctx.deposit(2, 100)  # something for the operator's next checkpoint
     ctx.at(deadline - 2)
@@ -42,7 +42,7 @@ def run(ctx: DrillContext) -> None:
     ctx.expect_revert(
         # explicit gas: no estimate, so the transaction is mined (and judged) at exactly that second
         lambda: user.client.transact(FREEZE(user), context="freeze", gas=FREEZE_GAS),
-        "Settlement_FreezeNotAllowed",
+        "EscapeHatch_FreezeNotAllowed",
     )
     ctx.log("one second before the deadline, freeze is refused")
     snapshot = ctx.snapshot()
@@ -54,5 +54,5 @@ def run(ctx: DrillContext) -> None:
     receipt = user.client.transact(FREEZE(user), context="freeze", gas=FREEZE_GAS)
     frozen_at = int(ctx.w3.eth.get_block(receipt["blockNumber"])["timestamp"])
     ctx.check(frozen_at == deadline, "freeze succeeds exactly at the deadline")
-    ctx.check(bool(settlement.isFrozen().call()), "the exchange is frozen for good")
+    ctx.check(bool(hatch.isFrozen().call()), "the exchange is frozen for good")
     ctx.expect_revert(ctx.operator.run_once, "Settlement_Frozen")

@@ -14,7 +14,7 @@ def run(ctx: DrillContext) -> None:
     positions_then_freeze(ctx)
     _, ledger = escape_ledger(ctx.system)
     user = ctx.as_user(2)
-    fns = user.settlement.functions
+    fns = user.hatch.functions
     account_id = ctx.account_id(2)
     acct = ledger.account(account_id)
     pos = ledger.position(account_id, 0)
@@ -43,14 +43,16 @@ def run(ctx: DrillContext) -> None:
     node = hash_node(a_proof[0], a_proof[0])
     fake = (account_id >> 1, acct.owner, int.from_bytes(node[:16], "big"), 0)
     ctx.expect_revert(
-        lambda: send(fake, [*a_proof[1:], b"\0" * 32], []), "Settlement_InvalidStateProof"
+        lambda: send(fake, [*a_proof[1:], b"\0" * 32], []), "EscapeHatch_InvalidStateProof"
     )
     send(solidity_struct(acct), a_proof, [(solidity_struct(pos), p_proof)])
     ctx.log("trader 2 escapes the account and its position once")
-    ctx.expect_revert(lambda: send(solidity_struct(acct), a_proof, []), "Settlement_AlreadyEscaped")
+    ctx.expect_revert(
+        lambda: send(solidity_struct(acct), a_proof, []), "EscapeHatch_AlreadyEscaped"
+    )
     ctx.expect_revert(
         lambda: send(solidity_struct(acct), a_proof, [(solidity_struct(pos), p_proof)]),
-        "Settlement_AlreadyEscaped",
+        "EscapeHatch_AlreadyEscaped",
     )
     ctx.check(
         bool(fns.isEscaped(position_index(account_id, 0)).call()), "each leaf escapes exactly once"

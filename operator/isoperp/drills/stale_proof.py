@@ -20,7 +20,7 @@ def run(ctx: DrillContext) -> None:
     freeze_by_forced_request(ctx, 1)
     _, escape = escape_ledger(ctx.system)
     user = ctx.as_user(3)
-    fns = user.settlement.functions
+    fns = user.hatch.functions
     leaf = account_index(ctx.account_id(3))
 
     def attempt(ledger: object) -> None:
@@ -30,7 +30,7 @@ def run(ctx: DrillContext) -> None:
             context="escape",
         )
 
-    ctx.expect_revert(lambda: attempt(pending), "Settlement_InvalidStateProof")
+    ctx.expect_revert(lambda: attempt(pending), "EscapeHatch_InvalidStateProof")
     ctx.log("the pending checkpoint's state is refused")
     ctx.deposit(3, 1)  # make the older finalized state differ from the escape state
     older_acct = older.account(ctx.account_id(3))
@@ -43,7 +43,7 @@ def run(ctx: DrillContext) -> None:
         lambda: user.client.transact(
             fns.escape(solidity_struct(escape_acct), proof, []), context="escape"
         ),
-        "Settlement_InvalidStateProof",
+        "EscapeHatch_InvalidStateProof",
     )
     ctx.log("a tampered proof is refused")
     forged = escape_acct.__class__(
@@ -53,11 +53,11 @@ def run(ctx: DrillContext) -> None:
         lambda: user.client.transact(
             fns.escape(solidity_struct(forged), escape.proof(leaf), []), context="escape"
         ),
-        "Settlement_InvalidStateProof",
+        "EscapeHatch_InvalidStateProof",
     )
     ctx.log("an inflated balance (an older or invented leaf) is refused")
     attempt(escape)
     ctx.check(
-        int(fns.escapeBalance(ctx.user(3).address).call()) > 0,
+        int(fns.registeredOf(ctx.user(3).address).call()) > 0,
         "the proof against the escape root succeeds",
     )

@@ -17,28 +17,28 @@ def run(ctx: DrillContext) -> None:
     freeze_by_liveness(ctx)
     deposits = read_deposits(ctx.system)
     user = ctx.as_user(4)  # anyone may submit a refund: it is credited to the owner
-    fns = user.settlement.functions
+    fns = user.hatch.functions
     included = deposits[0]
     ctx.expect_revert(
         lambda: user.client.transact(
             fns.refundDeposit(included.index, included.owner, included.amount, included.timestamp),
             context="refundDeposit",
         ),
-        "Settlement_DepositIncluded",
+        "EscapeHatch_DepositIncluded",
     )
     d = deposits[1]
     ctx.expect_revert(
         lambda: user.client.transact(
             fns.refundDeposit(d.index, d.owner, d.amount + 1, d.timestamp), context="refundDeposit"
         ),
-        "Settlement_DepositMismatch",
+        "EscapeHatch_DepositMismatch",
     )
     for d in deposits[1:]:
         user.client.transact(
             fns.refundDeposit(d.index, d.owner, d.amount, d.timestamp), context="refundDeposit"
         )
     ctx.check(
-        int(fns.escapeBalance(ctx.user(2).address).call()) == 700 * 10**6,
+        int(fns.creditOf(ctx.user(2).address).call()) == 700 * 10**6,
         "trader 2's unincluded deposit is refunded in full",
     )
     d = deposits[1]
@@ -46,10 +46,13 @@ def run(ctx: DrillContext) -> None:
         lambda: user.client.transact(
             fns.refundDeposit(d.index, d.owner, d.amount, d.timestamp), context="refundDeposit"
         ),
-        "Settlement_AlreadyRefunded",
+        "EscapeHatch_AlreadyRefunded",
     )
     before = ctx.wallet(2)
     ctx.as_user(2).client.transact(
-        ctx.as_user(2).settlement.functions.withdrawEscaped(), context="withdrawEscaped"
+        ctx.as_user(2).hatch.functions.withdrawEscaped(), context="withdrawEscaped"
     )
-    ctx.check(ctx.wallet(2) - before == 700 * 10**6, "trader 2 withdraws the refund once")
+    ctx.check(
+        ctx.wallet(2) - before == 700 * 10**6,
+        "trader 2 withdraws the refund at once (refunds do not wait for the claim window)",
+    )

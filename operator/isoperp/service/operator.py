@@ -88,11 +88,15 @@ class OperatorService:
         inbox: Inbox,
         *,
         serve_forced: bool = True,
+        censor_deposits_from: int | None = None,
         watcher: ChainWatcher | None = None,
     ) -> None:
         self.system = system
         self.inbox = inbox
         self.serve_forced = serve_forced  # False only in drills: an operator that censors
+        # Only in drills: an operator that never includes deposit #n (nor any after it, since
+        # deposits are included in queue order) but keeps posting everything else.
+        self.censor_deposits_from = censor_deposits_from
         self.watcher = watcher or ChainWatcher.for_system(system)
         self.ledger: Ledger = genesis_ledger(system)
         self.checkpoints: list[PostedCheckpoint] = []
@@ -280,6 +284,8 @@ class OperatorService:
         self, builder: BatchBuilder, work: Ledger, cursor: int, report: CycleReport
     ) -> None:
         for d in self.watcher.deposits[cursor:]:
+            if self.censor_deposits_from is not None and d.index >= self.censor_deposits_from:
+                return
             existing = work.account_id_of(d.owner)
             account_id = existing if existing is not None else work.exchange.next_account_id
             try:

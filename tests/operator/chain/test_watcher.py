@@ -16,6 +16,7 @@ from isoperp.errors import ProtocolError
 
 VAULT = "0x" + "11" * 20
 SETTLEMENT = "0x" + "22" * 20
+HATCH = "0x" + "44" * 20
 OWNER = "0x" + "33" * 20
 DEPLOY_BLOCK = 5
 
@@ -28,10 +29,13 @@ def _contracts():
     settlement = w3.eth.contract(
         address=Web3.to_checksum_address(SETTLEMENT), abi=artifact("Settlement").abi
     )
-    return vault, settlement
+    hatch = w3.eth.contract(
+        address=Web3.to_checksum_address(HATCH), abi=artifact("EscapeHatch").abi
+    )
+    return vault, settlement, hatch
 
 
-VAULT_C, SETTLEMENT_C = _contracts()
+VAULT_C, SETTLEMENT_C, HATCH_C = _contracts()
 
 
 def _topic(contract, name):
@@ -68,8 +72,8 @@ def checkpoint_log(seq):
 
 def forced_log(index):
     return {
-        "address": Web3.to_checksum_address(SETTLEMENT),
-        "topics": [_topic(SETTLEMENT_C, "ForcedRequested"), _word(index), _word(OWNER), _word(1)],
+        "address": Web3.to_checksum_address(HATCH),
+        "topics": [_topic(HATCH_C, "ForcedRequested"), _word(index), _word(OWNER), _word(1)],
         "data": encode(
             ["uint8", "uint16", "uint128", "uint64", "bytes32"], [1, 0, 5, 1_700_000_000, bytes(32)]
         ),
@@ -148,7 +152,7 @@ class FakeW3:
 
 
 def watcher(chain, **kw):
-    return ChainWatcher(FakeW3(chain), VAULT_C, SETTLEMENT_C, DEPLOY_BLOCK, **kw)
+    return ChainWatcher(FakeW3(chain), VAULT_C, SETTLEMENT_C, HATCH_C, DEPLOY_BLOCK, **kw)
 
 
 def test_scans_incrementally_in_bounded_ranges():
