@@ -303,9 +303,8 @@ def settlement_args(
         "genesisMarketSymbols": [],
     }
     args.update(overrides)
-    periods = tuple(
-        args.pop(name) for name in ("challengeWindow", "forcedDeadline", "livenessTimeout", "claimWindow")
-    )
+    names = ("challengeWindow", "forcedDeadline", "livenessTimeout", "claimWindow")
+    periods = tuple(args.pop(name) for name in names)
     values = list(args.values())
     values.insert(4, periods)  # ISettlement.Periods, after minBond
     return values

@@ -8,7 +8,7 @@ from isoperp.chain.l1 import latest_header
 from isoperp.devnet import devnet_account
 from isoperp.drills.base import ORACLE_INDEX, DrillContext
 from isoperp.drills.escape_setup import freeze_by_liveness
-from isoperp.drills.setup import BTC, MID, traders_with_positions
+from isoperp.drills.setup import BTC, traders_with_positions
 from isoperp.ledger import risk
 from isoperp.ledger.transitions import PriceUpdate
 from isoperp.protocol.signing import sign_request
@@ -20,7 +20,7 @@ def run(ctx: DrillContext) -> None:
     # A faulty operator posts a crash price and stops before liquidating (no LIQUIDATE records).
     ledger = ctx.operator.ledger.copy()
     builder = BatchBuilder(ledger, latest_header(ctx.system, ctx.operator.checkpoints))
-    crash = MID * 80 // 100
+    crash = ctx.mid(BTC) * 80 // 100
     update = PriceUpdate(BTC, crash, ctx.now(), b"")
     builder.add(sign_request(bytes(devnet_account(ORACLE_INDEX).key), ctx.system.domain, update))
     sealed = builder.seal(timestamp=ctx.now())

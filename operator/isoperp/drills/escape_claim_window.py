@@ -1,22 +1,20 @@
 """escape-claim-window: registered claims exceed the escape pool (bad debt), so each registered
 claim is paid floor(value × pool / registeredTotal), in any claim order; a claim after the window
-gets only the residual; the checkpoint header's claimsTotal (absurd here) changes nothing."""
+gets only the residual. No number the operator wrote enters the haircut (protocol v2 headers carry
+no claims total at all: the denominator is what escapes registered on-chain)."""
 
 from __future__ import annotations
-
-import dataclasses
 
 from isoperp.batch.builder import BatchBuilder
 from isoperp.chain.l1 import latest_header
 from isoperp.devnet import devnet_account
 from isoperp.drills.base import ORACLE_INDEX, DrillContext
 from isoperp.drills.escape_setup import freeze_by_liveness
-from isoperp.drills.setup import BTC, MID, traders_with_positions
+from isoperp.drills.setup import BTC, traders_with_positions
 from isoperp.ledger.transitions import PriceUpdate
 from isoperp.protocol.signing import sign_request
 from isoperp.service import escape as escape_service
 
-ABSURD_CLAIMS_TOTAL = 1  # the old design divided by it: every claim would have looked covered
 LATE = 4  # a trader with free collateral only, who escapes after the window
 REGISTERED = (1, 2, 3)
 
@@ -24,29 +22,24 @@ REGISTERED = (1, 2, 3)
 def run(ctx: DrillContext) -> None:
     ctx.deposit(LATE, 1_000)
     traders_with_positions(ctx, margin=1_000, size=20_000)  # 12,000 USDC notional on 1,000
-    # A faulty operator posts a crash price, dies before liquidating, and writes an absurd
-    # claimsTotal into the header (the field is still in the v1 header; nothing reads it).
+    # A faulty operator posts a crash price and dies before liquidating: positions in bad debt.
     builder = BatchBuilder(
         ctx.operator.ledger.copy(), latest_header(ctx.system, ctx.operator.checkpoints)
     )
-    update = PriceUpdate(BTC, MID * 80 // 100, ctx.now(), b"")
+    update = PriceUpdate(BTC, ctx.mid(BTC) * 80 // 100, ctx.now(), b"")
     builder.add(sign_request(bytes(devnet_account(ORACLE_INDEX).key), ctx.system.domain, update))
     sealed = builder.seal(timestamp=ctx.now())
-    header = dataclasses.replace(sealed.header, claims_total=ABSURD_CLAIMS_TOTAL)
+    header = sealed.header
     ctx.operator_client.transact(
         ctx.system.settlement.functions.postCheckpoint(header.as_abi_tuple(), sealed.data),
         context="postCheckpoint",
     )
-    ctx.log(f"the operator posts BTC -20% with claimsTotal = {ABSURD_CLAIMS_TOTAL} and dies")
+    ctx.log("the operator posts BTC -20% and dies")
     ctx.finalize()
     freeze_by_liveness(ctx)
     hatch = ctx.system.hatch.functions
     seq = int(hatch.frozenSeq().call())
-    stored = ctx.system.settlement.functions.getCheckpoint(seq).call()
-    ctx.check(
-        seq == header.seq and int(stored[9]) == ABSURD_CLAIMS_TOTAL,
-        f"the escape checkpoint #{seq} carries claimsTotal = {ABSURD_CLAIMS_TOTAL}",
-    )
+    ctx.check(seq == header.seq, f"the escape checkpoint is #{seq}, the crash")
     pool = int(hatch.pool().call())
 
     # The same frozen state, claimed in two orders (evm_snapshot / evm_revert): each order
@@ -78,10 +71,6 @@ def run(ctx: DrillContext) -> None:
             ctx.revert_to(snapshot)
     ctx.check(runs[0] == runs[1], "both claim orders pay exactly the same")
     ctx.check(sum(runs[0].values()) <= pool, "the sum of payouts stays within the pool")
-    ctx.check(
-        sum(runs[0].values()) < total // ABSURD_CLAIMS_TOTAL,
-        "the header's claimsTotal played no part (dividing by it would have paid the full claims)",
-    )
 
     residual = int(hatch.residual().call())
     late = ctx.user(LATE).address
