@@ -408,8 +408,7 @@ def escape_world(deploy_settlement: Any, usdc: Any, stranger: Any, chain: Any) -
     `deposits` [(who, amount)] of which the first `deposit_cursor` are included; frozen (and every
     market of `tree` proven) unless `freeze=False` (`prove_markets=False`); claim window
     `claim_window` (default LONG_CLAIM_WINDOW). Returns a namespace
-    (settlement, hatch, vault, checkpoints, tree, token, and the freeze receipt). The header's
-    claimsTotal is `claims_total` (default: the tree's true total); nothing reads it any more."""
+    (settlement, hatch, vault, checkpoints, tree, token, and the freeze receipt)."""
 
     def build(
         tree: StateTree,

@@ -474,14 +474,13 @@ def test_escape_plus_claim_of_pending_withdrawal_reverts(
 
 
 def _short_world(escape_world: Any, consts: Any, alice: Any, bob: Any) -> Any:
-    """Claims exceed the vault: alice's leaf says 900k free collateral, the vault holds 700k. The
-    header's claimsTotal is committed as 1 (wildly wrong): nothing reads it. Frozen now, with the
-    short claim window."""
+    """Claims exceed the vault: alice's leaf says 900k free collateral, the vault holds 700k (the
+    header carries no claims total: the haircut comes from registered claims). Frozen now, with
+    the short claim window."""
     s = scenario(consts, alice, bob, alice_collateral=900_000)
     w = escape_world(
         s.tree,
         [(alice, 500_000 * USDC), (bob, 200_000 * USDC)],
-        claims_total=1,
         claim_window=consts.CLAIM_WINDOW,
     )
     return SimpleNamespace(w=w, s=s)
@@ -568,7 +567,7 @@ def test_escape_huge_claim_reverts(
     position = Position(0, 0, 1, 1, 0, 0)  # worth 1 + notional at mark 10: 11
     market = consts.make_market(0, mark=10)
     tree = consts.StateTree([market, huge, position])
-    w = escape_world(tree, [(alice, 10 * USDC)], claims_total=0)
+    w = escape_world(tree, [(alice, 10 * USDC)])
     w.hatch.escape(consts.leaf_fields(huge), tree.proof(huge), [], sender=alice)
     with reverts(w.hatch.EscapeHatch_ClaimTooLarge, value=11, total=2**128 + 10):
         w.hatch.escape(

@@ -255,14 +255,11 @@ def test_freeze_fixes_pool_net_of_withdrawals_and_refunds_succeeds(
     _fund(usdc, vault, alice, 600_000 * USDC)  # deposit 0, included
     _fund(usdc, vault, bob, 400_000 * USDC)  # deposit 1, never included
     w = consts.Withdrawals([(0, alice.address, 100_000 * USDC), (0, bob.address, 50_000 * USDC)])
-    # A header claimsTotal far off the truth: the escape never reads it.
-    claims_total = 1
     checkpoints.post_next(
         depositCursor=1,
         withdrawalsRoot=w.root,
         withdrawalCount=2,
         withdrawalTotal=150_000 * USDC,
-        claimsTotal=claims_total,
     )
     checkpoints.finalize()
     settlement.claimWithdrawal(1, 0, *w.leaves[0], w.proof(0), sender=stranger)

@@ -18,7 +18,6 @@ from isoperp.errors import ProtocolError
 from isoperp.hashing import keccak256
 from isoperp.ledger.ledger import AppliedForcedExit, AppliedForcedWithdraw
 from isoperp.ledger.model import Account, Market, Position
-from isoperp.ledger.risk import escape_value
 from isoperp.ledger.transitions import (
     Deposit,
     Fill,
@@ -38,7 +37,6 @@ from isoperp.protocol.batch import (
 from isoperp.protocol.constants import (
     FORCED_KIND_EXIT,
     FORCED_KIND_WITHDRAWAL,
-    INSURANCE_ACCOUNT,
     MAX_BATCH_BYTES,
     MAX_BATCH_RECORDS,
     TRACE_TREE_DEPTH,
@@ -61,20 +59,6 @@ class LedgerLike(Protocol):
     def positions(self) -> Iterator[Position]: ...
 
     def market(self, market_id: int) -> Market | None: ...
-
-
-def escape_claims_total(ledger: LedgerLike) -> int:
-    """What the state is worth in an escape: every account's free collateral plus, per isolated
-    position, ``risk.escape_value``: max(0, equity with pending funding at the market's mark
-    price). The insurance account (owner 0) is no claim. The haircut's denominator (PROTOCOL §4)."""
-    total = sum(a.collateral for a in ledger.accounts())
-    for p in ledger.positions():
-        if p.account_id == INSURANCE_ACCOUNT:
-            continue
-        market = ledger.market(p.market_id)
-        assert market is not None  # positions only exist in listed markets
-        total += escape_value(p, market)
-    return total
 
 
 def deposit_prefix_step(prefix: bytes, deposit: Deposit) -> bytes:

@@ -15,7 +15,6 @@ import dataclasses
 
 import pytest
 
-from isoperp.batch.builder import escape_claims_total
 from isoperp.ledger import risk
 from isoperp.ledger.markets import BTC_USD
 from isoperp.ledger.model import Position
@@ -503,7 +502,7 @@ def test_deleverage_counterparty_closing_below_zero_rejects(h) -> None:
     h.ledger.apply(Deleverage(0, l_.account_id, c.account_id, 9_000, 110))  # stays open
 
 
-def test_escape_claims_total_skips_insurance_and_counts_pending_funding(liq) -> None:
+def test_escape_value_counts_pending_funding(liq) -> None:
     h, m, l_, _b = liq
     h.ledger.apply(Backstop(0, l_.account_id, 110))  # the insurance account holds L's long now
     h.ledger.apply(Funding(0, 0, 110))
@@ -512,10 +511,4 @@ def test_escape_claims_total_skips_insurance_and_counts_pending_funding(liq) -> 
     market = h.ledger.market(0)
     short = h.ledger.position(m.account_id, 0)
     assert risk.pending_funding(short, market) == 1_770  # floor(177,083 * 10,000 / 1e6)
-    expected = sum(a.collateral for a in h.ledger.accounts()) + sum(
-        risk.escape_value(p, market)
-        for p in h.ledger.positions()
-        if p.account_id != INSURANCE_ACCOUNT
-    )
-    assert escape_claims_total(h.ledger) == expected
     assert risk.escape_value(short, market) == M_QUOTE + 1_770 - 5_100_000_000
