@@ -25,7 +25,7 @@ from isoperp.batch.builder import BatchBuilder, BatchFull
 from isoperp.errors import TransitionRejected
 from isoperp.exchange.engine import Engine
 from isoperp.ledger.ledger import Ledger
-from isoperp.ledger.markets import DEVNET_MARKETS, DEVNET_ORACLE
+from isoperp.ledger.markets import DEVNET_MARKETS, DEVNET_OPERATOR, DEVNET_ORACLE
 from isoperp.ledger.transitions import CancelOrder, Deposit, Fill, MarginTransfer, PlaceOrder
 from isoperp.protocol.constants import ORDER_SLOTS, TIF_GTC, TIF_IOC
 from isoperp.protocol.header import CheckpointHeader
@@ -69,7 +69,7 @@ class IngestReport:
 
 
 def _setup(accounts: int) -> tuple[Ledger, BatchBuilder, list[bytes]]:
-    ledger = Ledger.genesis(DEVNET_MARKETS, DOMAIN, DEVNET_ORACLE)
+    ledger = Ledger.genesis(DEVNET_MARKETS, DOMAIN, DEVNET_ORACLE, fee_recipient=DEVNET_OPERATOR)
     keys = [bytes(Account.from_key((i + 1).to_bytes(32, "big")).key) for i in range(accounts)]
     for i, key in enumerate(keys):
         owner = Account.from_key(key).address

@@ -59,9 +59,11 @@ class Deployer(Protocol):
 
 
 def genesis_state_root() -> bytes:
-    """The genesis root: devnet markets, the insurance account and the empty exchange (the domain
-    and the oracle do not enter it)."""
-    ledger = Ledger.genesis(DEVNET_MARKETS, Domain(0, "0x" + "00" * 20), DEVNET_ORACLE)
+    """The genesis root: devnet markets, the insurance account and the empty exchange (the domain,
+    the oracle and the fee recipient do not enter it)."""
+    ledger = Ledger.genesis(
+        DEVNET_MARKETS, Domain(0, "0x" + "00" * 20), DEVNET_ORACLE, fee_recipient=DEVNET_ORACLE
+    )
     return ledger.state_root
 
 

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 from hexbytes import HexBytes
 
-from isoperp.batch.builder import withdrawal_leaf, withdrawals_tree
 from isoperp.chain.contracts import System
 from isoperp.chain.events import CheckpointLog, QueuedDeposit, QueuedForced
 from isoperp.chain.watcher import ChainWatcher
@@ -29,9 +28,10 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class PostedCheckpoint:
-    """A checkpoint as L1 has it. ``withdrawals`` and ``slots`` (the withdrawals-tree slot each
-    transition filled, or None) are known once the batch was replayed (``replay``): forced payouts
-    depend on the state, not only on the records."""
+    """A checkpoint as L1 has it. ``withdrawals`` (the leaves its batch appended to the global
+    withdrawals tree, from index ``header.withdrawal_count - len(withdrawals)`` on) and ``slots``
+    (the global withdrawals-tree index each transition filled, or None) are known once the batch
+    was replayed (``replay``): forced payouts depend on the state, not only on the records."""
 
     header: CheckpointHeader
     data: bytes
@@ -94,7 +94,10 @@ def read_posted(system: System, log: CheckpointLog) -> PostedCheckpoint:
 
 def genesis_ledger(system: System) -> Ledger:
     oracle = system.deployment.oracle or DEVNET_ORACLE
-    ledger = Ledger.genesis(DEVNET_MARKETS, system.domain, oracle)
+    # the fee recipient is the Settlement's operator (FEE_COLLECT pays it)
+    ledger = Ledger.genesis(
+        DEVNET_MARKETS, system.domain, oracle, fee_recipient=system.deployment.operator
+    )
     expected = system.deployment.genesis_state_root
     if "0x" + ledger.state_root.hex() != expected:
         raise ProtocolError(
@@ -105,25 +108,31 @@ def genesis_ledger(system: System) -> Ledger:
 
 def replay(ledger: Ledger, checkpoint: PostedCheckpoint) -> PostedCheckpoint:
     """Re-executes one checkpoint's batch on ``ledger``, checks the posted state root and the
-    withdrawals root, and returns the checkpoint with its withdrawal leaves."""
-    leaves: list[WithdrawalLeaf] = []
+    withdrawal fields (the exchange leaf's: root, count and total of the global withdrawals tree),
+    and returns the checkpoint with the withdrawal leaves it appended."""
+    first = ledger.exchange.withdrawal_count
     slots: list[int | None] = []
     for t in checkpoint.transitions:
-        leaf = withdrawal_leaf(t, ledger.apply(t))
-        slots.append(None if leaf is None else len(leaves))
-        if leaf is not None:
-            leaves.append(leaf)
+        before = ledger.exchange.withdrawal_count
+        ledger.apply(t)
+        slots.append(before if ledger.exchange.withdrawal_count > before else None)
     if ledger.state_root != checkpoint.header.state_root:
         raise ProtocolError(
             f"checkpoint {checkpoint.header.seq}: re-executed root 0x{ledger.state_root.hex()} "
             f"!= posted 0x{checkpoint.header.state_root.hex()}",
             code="root_mismatch",
         )
-    if withdrawals_tree(leaves).root != checkpoint.header.withdrawals_root:
+    ex, header = ledger.exchange, checkpoint.header
+    if (ex.withdrawals_root, ex.withdrawal_count, ex.withdrawal_total) != (
+        header.withdrawals_root,
+        header.withdrawal_count,
+        header.withdrawal_total,
+    ):
         raise ProtocolError(
-            f"checkpoint {checkpoint.header.seq}: withdrawals root does not match its batch",
+            f"checkpoint {header.seq}: withdrawals root, count or total do not match the state's",
             code="withdrawals_mismatch",
         )
+    leaves: list[WithdrawalLeaf] = ledger.withdrawals(first)
     return dataclasses.replace(checkpoint, withdrawals=tuple(leaves), slots=tuple(slots))
 
 

@@ -16,6 +16,8 @@ from isoperp.ledger.transitions import (
     CancelOrder,
     Deleverage,
     Deposit,
+    DepositRejected,
+    FeeCollect,
     Fill,
     ForcedExit,
     ForcedWithdraw,
@@ -35,6 +37,8 @@ from isoperp.protocol.constants import (
     RECORD_CANCEL,
     RECORD_DELEVERAGE,
     RECORD_DEPOSIT,
+    RECORD_DEPOSIT_REJECTED,
+    RECORD_FEE_COLLECT,
     RECORD_FILL,
     RECORD_FORCED_EXIT,
     RECORD_FORCED_WITHDRAW,
@@ -117,6 +121,17 @@ def _encode_account_requests(t: Transition) -> bytes | None:
             + _uint(t.nonce, 8, "nonce")
             + _signature(t.signature)
         )
+    if isinstance(t, DepositRejected):  # the payload of a DEPOSIT
+        return (
+            bytes([RECORD_DEPOSIT_REJECTED])
+            + _uint(t.deposit_index, 8, "deposit_index")
+            + _uint(t.account_id, 4, "account_id")
+            + _address(t.owner, "owner")
+            + _uint(t.amount, 16, "amount")
+            + _uint(t.timestamp, 8, "timestamp")
+        )
+    if isinstance(t, FeeCollect):
+        return bytes([RECORD_FEE_COLLECT]) + _uint(t.amount, 16, "amount")
     return None
 
 
@@ -273,6 +288,14 @@ def _read_deposit(r: _Reader) -> Deposit:
     return Deposit(r.uint(8), r.uint(4), r.address(), r.uint(16), r.uint(8))
 
 
+def _read_deposit_rejected(r: _Reader) -> DepositRejected:
+    return DepositRejected(r.uint(8), r.uint(4), r.address(), r.uint(16), r.uint(8))
+
+
+def _read_fee_collect(r: _Reader) -> FeeCollect:
+    return FeeCollect(r.uint(16))
+
+
 def _read_withdraw(r: _Reader) -> Withdraw:
     return Withdraw(r.uint(4), r.address(), r.uint(16), r.uint(8), r.take(SIGNATURE_BYTES))
 
@@ -353,6 +376,8 @@ _READERS: Final[dict[int, Callable[[_Reader], Transition]]] = {
     RECORD_DELEVERAGE: _read_deleverage,
     RECORD_FORCED_WITHDRAW: _read_forced_withdraw,
     RECORD_FORCED_EXIT: _read_forced_exit,
+    RECORD_DEPOSIT_REJECTED: _read_deposit_rejected,
+    RECORD_FEE_COLLECT: _read_fee_collect,
 }
 
 
@@ -413,5 +438,7 @@ def record_sizes() -> dict[int, int]:
         Deleverage(0, 0, 0, 0, 0),
         ForcedWithdraw(0, 0, zero, 0, 0),
         ForcedExit(0, 0, 0, zero, 0),
+        DepositRejected(0, 0, zero, 0, 0),
+        FeeCollect(0),
     ]
     return {encode_record(t)[0]: len(encode_record(t)) for t in samples}
