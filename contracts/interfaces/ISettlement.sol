@@ -6,8 +6,9 @@ import {AccountLeaf, MarketLeaf, PositionLeaf} from "../libraries/LeafLib.sol";
 
 /// @title ISettlement
 /// @notice Settlement checkpoints of the isoperp exchange: a bonded operator posts state roots with their
-///         batch data; a checkpoint finalizes after the challenge window; withdrawals in finalized checkpoints
-///         are claimable once each with a Merkle proof against the checkpoint's withdrawals root.
+///         batch data; a checkpoint finalizes after the challenge window; every withdrawal is a leaf of one
+///         global append-only withdrawals tree and is claimable once, with a Merkle proof against the
+///         withdrawals root of any finalized checkpoint that holds it.
 ///         The escape hatch: users queue forced requests on-chain that the operator must serve before a
 ///         deadline; past it (or when nothing finalizes for the liveness timeout) anyone freezes the exchange
 ///         for good, and everyone escapes with Merkle proofs against the last finalized state root.
@@ -16,28 +17,26 @@ interface ISettlement {
     /// @notice What the contract stores per checkpoint.
     /// @param checkpointHash keccak256(abi.encode(header)).
     /// @param stateRoot Root of the state tree after the batch.
-    /// @param withdrawalsRoot Root of the batch's withdrawals tree.
-    /// @param withdrawalCount Number of withdrawals in that tree.
+    /// @param withdrawalsRoot Root of the global withdrawals tree after the batch (the exchange leaf's).
+    /// @param withdrawalCount Number of leaves in that tree, cumulative since genesis (the exchange leaf's).
     /// @param depositCursor Deposits [0, depositCursor) are included in the state.
     /// @param forcedCursor Forced requests served so far.
     /// @param timestamp The batch's system time.
     /// @param postedAt Block timestamp of the post (the challenge window starts here).
-    /// @param withdrawalTotal Sum of the amounts in the withdrawals tree.
+    /// @param withdrawalTotal Sum of the amounts of those leaves, cumulative since genesis (the exchange leaf's).
     /// @param claimsTotal What every account and position of this state is worth in an escape (the
     ///        haircut's denominator; docs/PROTOCOL.md section 4).
-    /// @param cumulativeWithdrawalTotal Sum of withdrawalTotal over this checkpoint and all before it.
     struct Checkpoint {
         bytes32 checkpointHash;
         bytes32 stateRoot;
         bytes32 withdrawalsRoot;
-        uint32 withdrawalCount;
+        uint64 withdrawalCount;
         uint64 depositCursor;
         uint64 forcedCursor;
         uint64 timestamp;
         uint64 postedAt;
         uint128 withdrawalTotal;
         uint128 claimsTotal;
-        uint128 cumulativeWithdrawalTotal;
     }
 
     /// @notice One isolated position to escape: its leaf and state-tree proof. Its market must have been
@@ -162,10 +161,10 @@ interface ISettlement {
     error Settlement_UnknownCheckpoint(uint64 seq);
     /// @notice The checkpoint is still inside its challenge window.
     error Settlement_NotFinalized(uint64 seq, uint64 finalizesAt);
-    /// @notice The withdrawal index is not below the checkpoint's withdrawal count.
-    error Settlement_WithdrawalIndexOutOfRange(uint32 index, uint32 count);
-    /// @notice This withdrawal was already claimed.
-    error Settlement_AlreadyClaimed(uint64 seq, uint32 index);
+    /// @notice The withdrawal index is not below the checkpoint's (cumulative) withdrawal count.
+    error Settlement_WithdrawalIndexOutOfRange(uint32 index, uint64 count);
+    /// @notice This withdrawal (global index) was already claimed, through whichever checkpoint.
+    error Settlement_AlreadyClaimed(uint32 index);
     /// @notice The Merkle proof does not lead to the checkpoint's withdrawals root.
     error Settlement_InvalidProof();
     /// @notice The exchange is frozen: nothing is posted, requested or frozen again.
@@ -228,12 +227,13 @@ interface ISettlement {
     /// @param batchData The batch data; its keccak256 must equal header.batchHash.
     function postCheckpoint(CheckpointHeader calldata header, bytes calldata batchData) external;
 
-    /// @notice Pays a withdrawal of a finalized checkpoint to its recipient. Anyone may call; once per leaf.
+    /// @notice Pays withdrawal `index` of the global withdrawals tree to its recipient, proven against finalized
+    ///         checkpoint `seq`. Anyone may call; once per leaf, whichever finalized checkpoint proves it.
     /// @dev Runs `checkWithdrawal`, marks the leaf claimed, then has the vault pay `recipient`, then emits.
     ///      A proof that is not exactly WITHDRAWAL_TREE_DEPTH long reverts with MerkleProofLib's
     ///      MerkleProof_WrongLength.
-    /// @param seq Checkpoint sequence number.
-    /// @param index Leaf index in the checkpoint's withdrawals tree.
+    /// @param seq Sequence number of a finalized checkpoint whose withdrawalCount is above `index`.
+    /// @param index Global leaf index in the withdrawals tree.
     /// @param accountId The withdrawing account.
     /// @param recipient Who receives the tokens.
     /// @param amount Token amount.
@@ -249,9 +249,9 @@ interface ISettlement {
 
     /// @notice Side-effect-free check of a withdrawal claim: returns if `claimWithdrawal` with the same
     ///         arguments would pay, reverts with the reason otherwise.
-    /// @dev Rules, in order: the checkpoint exists; it is finalized; index < withdrawalCount; the leaf is not
-    ///      claimed; the proof leads from
-    ///      keccak256(0x00 ‖ abi.encode(accountId, recipient, amount)) at `index` to the withdrawals root.
+    /// @dev Rules, in order: the checkpoint exists; it is finalized; index < its (cumulative) withdrawalCount;
+    ///      the leaf `index` is not claimed (through any checkpoint); the proof leads from
+    ///      keccak256(0x00 ‖ abi.encode(accountId, recipient, amount)) at `index` to its withdrawals root.
     function checkWithdrawal(
         uint64 seq,
         uint32 index,
@@ -346,8 +346,11 @@ interface ISettlement {
     function isFinalized(uint64 seq) external view returns (bool);
     /// @notice Block timestamp at which checkpoint `seq` finalizes.
     function finalizesAt(uint64 seq) external view returns (uint64);
-    /// @notice Whether withdrawal `index` of checkpoint `seq` was claimed.
-    function isClaimed(uint64 seq, uint32 index) external view returns (bool);
+    /// @notice Whether withdrawal `index` (global index in the withdrawals tree) was claimed.
+    function isClaimed(uint32 index) external view returns (bool);
+    /// @notice The cumulative withdrawal total of checkpoint `seq`: the sum of every withdrawal-tree leaf
+    ///         appended up to its batch (the escape pool's "finalized withdrawals" at the frozen checkpoint).
+    function cumulativeWithdrawalTotal(uint64 seq) external view returns (uint128);
     /// @notice Number of forced requests ever queued.
     function forcedRequestCount() external view returns (uint64);
     /// @notice Block timestamp of forced request `index`; its deadline is this + forcedDeadline.
