@@ -13,7 +13,7 @@ import ape
 
 from isoperp.batch.builder import BatchBuilder
 from isoperp.ledger.ledger import Ledger
-from isoperp.ledger.markets import DEVNET_MARKETS, DEVNET_ORACLE
+from isoperp.ledger.markets import DEVNET_MARKETS, DEVNET_OPERATOR, DEVNET_ORACLE
 from isoperp.ledger.transitions import Deposit, MarginTransfer, forced_request
 from isoperp.protocol.header import CheckpointHeader, WithdrawalLeaf
 from isoperp.protocol.signing import Domain, sign_request
@@ -34,7 +34,9 @@ def test_builder_serves_the_settlement_queue_and_pays_through_withdrawals(
     project, accounts, chain
 ):
     deployer, operator, alice, bob, stranger = (accounts[i] for i in range(5))
-    genesis_root = Ledger.genesis(DEVNET_MARKETS, Domain(0, "0x" + "00" * 20), DEVNET_ORACLE)
+    genesis_root = Ledger.genesis(
+        DEVNET_MARKETS, Domain(0, "0x" + "00" * 20), DEVNET_ORACLE, fee_recipient=DEVNET_OPERATOR
+    )
     usdc = deployer.deploy(project.MockUSDC)
     settlement = deployer.deploy(
         project.Settlement,
@@ -51,7 +53,7 @@ def test_builder_serves_the_settlement_queue_and_pays_through_withdrawals(
     settlement.postBond(sender=operator, value=BOND)
     vault = project.CollateralVault.at(settlement.vault())
     domain = Domain(chain.chain_id, settlement.address)
-    ledger = Ledger.genesis(DEVNET_MARKETS, domain, DEVNET_ORACLE)
+    ledger = Ledger.genesis(DEVNET_MARKETS, domain, DEVNET_ORACLE, fee_recipient=DEVNET_OPERATOR)
     builder = BatchBuilder(ledger, CheckpointHeader.genesis(ledger.state_root))
 
     for who in (alice, bob):
@@ -95,7 +97,7 @@ def test_builder_serves_the_settlement_queue_and_pays_through_withdrawals(
     )
 
     # a record that differs from its queue entry (another amount) changes the prefix hash
-    other = Ledger.genesis(DEVNET_MARKETS, domain, DEVNET_ORACLE)
+    other = Ledger.genesis(DEVNET_MARKETS, domain, DEVNET_ORACLE, fee_recipient=DEVNET_OPERATOR)
     forged = BatchBuilder(other, CheckpointHeader.genesis(other.state_root))
     for t in sealed.transitions[:3]:
         forged.add(t)

@@ -19,7 +19,7 @@ from isoperp.ledger.ledger import (
     AppliedWithdraw,
     Ledger,
 )
-from isoperp.ledger.markets import DEVNET_MARKETS
+from isoperp.ledger.markets import DEVNET_MARKETS, DEVNET_OPERATOR
 from isoperp.ledger.model import Market
 from isoperp.ledger.transitions import (
     CancelOrder,
@@ -78,7 +78,7 @@ class Harness:
 
     def __init__(self, markets: Iterable[Market] = DEVNET_MARKETS, domain: Domain = DOMAIN):
         self.domain = domain
-        self.ledger = Ledger.genesis(markets, domain, ORACLE)
+        self.ledger = Ledger.genesis(markets, domain, ORACLE, fee_recipient=DEVNET_OPERATOR)
         self.net_deposits = 0
         self.next_nonce: dict[int, int] = {}
 
