@@ -32,6 +32,7 @@ from isoperp.ledger.transitions import (
     Withdraw,
 )
 from isoperp.protocol.constants import INSURANCE_ACCOUNT, ZERO_ADDRESS
+from isoperp.protocol.header import WithdrawalLeaf
 from isoperp.protocol.signing import (
     NO_SIGNATURE,
     Domain,
@@ -246,13 +247,17 @@ class Harness:
 
     # -- snapshots
 
-    def snapshot(self) -> tuple[bytes, dict[int, bytes]]:
-        return self.ledger.state_root, dict(self.ledger.leaves())
+    def snapshot(self) -> tuple[bytes, dict[int, bytes], list[WithdrawalLeaf]]:
+        return self.ledger.state_root, dict(self.ledger.leaves()), self.ledger.withdrawals()
 
-    def assert_unchanged(self, snapshot: tuple[bytes, dict[int, bytes]]) -> None:
-        root, leaves = snapshot
+    def assert_unchanged(
+        self, snapshot: tuple[bytes, dict[int, bytes], list[WithdrawalLeaf]]
+    ) -> None:
+        root, leaves, withdrawals = snapshot
         assert self.ledger.state_root == root
         assert dict(self.ledger.leaves()) == leaves
+        assert self.ledger.withdrawals() == withdrawals
+        assert self.ledger.withdrawals_tree().root == self.ledger.exchange.withdrawals_root
         for index, data in leaves.items():
             assert self.ledger.leaf_bytes(index) == data
 
