@@ -45,9 +45,9 @@ def test_constructor_exposes_protocol_constants_succeeds(settlement: Any) -> Non
     assert settlement.PROTOCOL_VERSION() == 1
     assert settlement.MAX_BATCH_BYTES() == 131_072
     assert settlement.STATE_TREE_DEPTH() == 32
-    assert settlement.WITHDRAWAL_TREE_DEPTH() == 16
+    assert settlement.WITHDRAWAL_TREE_DEPTH() == 32
     assert settlement.TRACE_TREE_DEPTH() == 20
-    assert settlement.MAX_WITHDRAWALS() == 2**16
+    assert settlement.MAX_WITHDRAWALS() == 2**32
     assert settlement.MAX_CHALLENGE_WINDOW() == 365 * 24 * 3600
     assert settlement.MAX_TIMEOUT() == 365 * 24 * 3600
     assert (settlement.FORCED_WITHDRAWAL(), settlement.FORCED_EXIT()) == (1, 2)

@@ -274,7 +274,7 @@ def test_freeze_fixes_pool_net_of_withdrawals_and_refunds_succeeds(
         settlement.EscapePoolFixed(pool, claims_total),
     ]
     assert settlement.escapePool() == (pool, 0, claims_total)
-    assert settlement.getCheckpoint(1).cumulativeWithdrawalTotal == 150_000 * USDC
+    assert settlement.cumulativeWithdrawalTotal(1) == 150_000 * USDC
     # The other finalized withdrawal is still claimable; the pool does not move.
     settlement.claimWithdrawal(1, 1, *w.leaves[1], w.proof(1), sender=stranger)
     assert settlement.escapePool() == (pool, 0, claims_total)

@@ -82,8 +82,9 @@ def test_postCheckpoint_max_batch_bytes_succeeds(checkpoints: Any, bonded: Any) 
 
 
 def test_postCheckpoint_max_withdrawal_count_succeeds(checkpoints: Any, bonded: Any) -> None:
-    checkpoints.post_next(withdrawalCount=2**16)
-    assert bonded.getCheckpoint(1).withdrawalCount == 2**16
+    # the header's uint32 count: at most 2^32 - 1 leaves of the depth-32 tree
+    checkpoints.post_next(withdrawalCount=2**32 - 1)
+    assert bonded.getCheckpoint(1).withdrawalCount == 2**32 - 1
 
 
 def test_postCheckpoint_timestamp_equal_to_block_succeeds(
@@ -204,14 +205,6 @@ def test_postCheckpoint_batch_hash_mismatch_reverts(
         checkpoints.post(header, other)
 
 
-def test_postCheckpoint_too_many_withdrawals_reverts(
-    checkpoints: Any, bonded: Any, reverts: Any
-) -> None:
-    header = checkpoints.next_header(withdrawalCount=2**16 + 1)
-    with reverts(bonded.Settlement_TooManyWithdrawals, count=2**16 + 1, maximum=2**16):
-        checkpoints.post(header)
-
-
 def test_postCheckpoint_timestamp_before_previous_reverts(
     checkpoints: Any, bonded: Any, chain: Any, reverts: Any
 ) -> None:
@@ -249,7 +242,6 @@ def test_postCheckpoint_rules_apply_in_documented_order_reverts(
         depositCursor=5,
         forcedCursor=5,
         batchHash=_bytes32("y"),
-        withdrawalCount=2**17,
         timestamp=2**63,
     )
     steps: list[tuple[Any, dict[str, Any]]] = [
@@ -260,7 +252,6 @@ def test_postCheckpoint_rules_apply_in_documented_order_reverts(
         (bonded.Settlement_ForcedCursorOutOfRange, {"forcedCursor": 0}),
         (bonded.Settlement_BatchTooLarge, {}),
         (bonded.Settlement_BatchHashMismatch, {"batchHash": good["batchHash"]}),
-        (bonded.Settlement_TooManyWithdrawals, {"withdrawalCount": 0}),
         (bonded.Settlement_BadTimestamp, {"timestamp": good["timestamp"]}),
     ]
     header["depositPrefixHash"] = _bytes32("z")
@@ -330,18 +321,27 @@ def test_latestSeq_only_genesis_succeeds(bonded: Any) -> None:
 
 def test_isClaimed_fresh_checkpoint_is_false_succeeds(checkpoints: Any, bonded: Any) -> None:
     checkpoints.post_next(withdrawalCount=3)
-    assert not any(bonded.isClaimed(1, i) for i in range(3))
+    assert not any(bonded.isClaimed(i) for i in range(3))
 
 
-def test_postCheckpoint_accumulates_withdrawal_totals_succeeds(
+def test_postCheckpoint_stores_cumulative_withdrawal_fields_succeeds(
     checkpoints: Any, bonded: Any
 ) -> None:
-    totals = [5, 0, 2**100, 7]
-    for total in totals:
-        checkpoints.post_next(withdrawalTotal=total, claimsTotal=total + 1)
+    # the header's withdrawal fields are the exchange leaf's, cumulative: stored as they are
+    totals = [5, 5, 2**100, 2**100 + 7]
+    for i, total in enumerate(totals):
+        checkpoints.post_next(withdrawalTotal=total, withdrawalCount=i + 1, claimsTotal=total + 1)
     for seq in range(1, len(totals) + 1):
         cp = bonded.getCheckpoint(seq)
-        assert cp.withdrawalTotal == totals[seq - 1]
+        assert (cp.withdrawalTotal, cp.withdrawalCount) == (totals[seq - 1], seq)
         assert cp.claimsTotal == totals[seq - 1] + 1
-        assert cp.cumulativeWithdrawalTotal == sum(totals[:seq])
-    assert bonded.getCheckpoint(0).cumulativeWithdrawalTotal == 0
+        assert bonded.cumulativeWithdrawalTotal(seq) == totals[seq - 1]
+    assert bonded.cumulativeWithdrawalTotal(0) == 0
+
+
+def test_cumulativeWithdrawalTotal_unknown_checkpoint_reverts(
+    checkpoints: Any, bonded: Any, reverts: Any
+) -> None:
+    checkpoints.post_next(withdrawalTotal=9)
+    with reverts(bonded.Settlement_UnknownCheckpoint, seq=2):
+        bonded.cumulativeWithdrawalTotal.transact(2, sender=checkpoints.operator)

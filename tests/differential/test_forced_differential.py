@@ -113,14 +113,21 @@ def test_builder_serves_the_settlement_queue_and_pays_through_withdrawals(
     posted = settlement.getCheckpoint(1)
     assert (posted.forcedCursor, bytes(posted.checkpointHash)) == (5, header.hash)
 
+    assert (bytes(posted.withdrawalsRoot), posted.withdrawalCount) == (
+        ledger.exchange.withdrawals_root,
+        3,
+    )
+    assert settlement.cumulativeWithdrawalTotal(1) == ledger.exchange.withdrawal_total
+
     chain.pending_timestamp += WINDOW
     chain.mine()
+    tree = ledger.withdrawals_tree(header.withdrawal_count)  # the depth-32 global tree
     for index, leaf in enumerate(sealed.withdrawals):
         recipient = alice if leaf.recipient == alice.address else bob
         before = usdc.balanceOf(recipient)
         settlement.claimWithdrawal(
             1, index, leaf.account_id, leaf.recipient, leaf.amount,
-            sealed.withdrawal_proof(index), sender=stranger,
+            tree.proof(index), sender=stranger,
         )
         assert usdc.balanceOf(recipient) == before + leaf.amount
     assert ledger.account(0).collateral == 60 * USDC and ledger.account(1).collateral == 0
