@@ -970,7 +970,8 @@ class Ledger:
     def check_invariants(
         self, net_deposits: int | None = None, *, max_funding_dust: int | None = None
     ) -> None:
-        """Verifies invariants 2-5 (and 1 when ``net_deposits`` = deposits - withdrawals is given;
+        """Verifies invariants 2-5 and 7 (and 1 when ``net_deposits`` = deposits taken off the
+        queue - ``exchange.withdrawal_total`` is given;
         ``max_funding_dust`` bounds the dust from above, e.g. by the number of funding
         settlements). O(state). Raises ``InvariantViolation`` on the first violation."""
         self._check_accounts()
