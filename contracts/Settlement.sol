@@ -28,7 +28,7 @@ contract Settlement is ISettlement {
     uint256 public constant MAX_BATCH_RECORDS = 1 << MerkleProofLib.TRACE_TREE_DEPTH;
     /// @notice Depth of the state tree.
     uint256 public constant STATE_TREE_DEPTH = MerkleProofLib.STATE_TREE_DEPTH;
-    /// @notice Depth of a checkpoint's withdrawals tree.
+    /// @notice Depth of the global withdrawals tree.
     uint256 public constant WITHDRAWAL_TREE_DEPTH = MerkleProofLib.WITHDRAWAL_TREE_DEPTH;
     /// @notice Depth of a checkpoint's trace tree.
     uint256 public constant TRACE_TREE_DEPTH = MerkleProofLib.TRACE_TREE_DEPTH;
@@ -64,8 +64,8 @@ contract Settlement is ISettlement {
     /// @dev `_checkpoints[seq]`; never empty (genesis).
     Checkpoint[] private _checkpoints;
 
-    /// @dev Claimed withdrawals: bit `index & 255` of word `index >> 8` of checkpoint `seq`.
-    mapping(uint64 seq => mapping(uint256 word => uint256 bits)) private _claimed;
+    /// @dev Claimed withdrawals, keyed by the global leaf index only: bit `index & 255` of word `index >> 8`.
+    mapping(uint256 word => uint256 bits) private _claimed;
 
     /// @dev Sum of every claimed withdrawal (for the escape pool).
     uint128 private _withdrawalsClaimed;
@@ -131,8 +131,7 @@ contract Settlement is ISettlement {
                 forcedCursor: 0,
                 timestamp: 0,
                 postedAt: uint64(block.timestamp),
-                withdrawalTotal: 0,
-                cumulativeWithdrawalTotal: 0
+                withdrawalTotal: 0
             })
         );
         emit GenesisMarketsListed(genesisStateRoot, genesisMarketLeaves, genesisMarketSymbols);
@@ -211,8 +210,7 @@ contract Settlement is ISettlement {
         // so the hash is that of the canonical encoding the operator computes off-chain.
         bytes32 checkpointHash = CheckpointLib.hash(header);
         uint64 postedAt = uint64(block.timestamp);
-        // Checked: a running total beyond 2^128 - 1 (more than any token supply the vault could hold) reverts.
-        uint128 cumulative = _checkpoints[_checkpoints.length - 1].cumulativeWithdrawalTotal + header.withdrawalTotal;
+        // withdrawalsRoot / withdrawalCount / withdrawalTotal are the exchange leaf's: cumulative since genesis.
         _checkpoints.push(
             Checkpoint({
                 checkpointHash: checkpointHash,
@@ -223,8 +221,7 @@ contract Settlement is ISettlement {
                 forcedCursor: header.forcedCursor,
                 timestamp: header.timestamp,
                 postedAt: postedAt,
-                withdrawalTotal: header.withdrawalTotal,
-                cumulativeWithdrawalTotal: cumulative
+                withdrawalTotal: header.withdrawalTotal
             })
         );
         emit CheckpointPosted(
@@ -292,7 +289,14 @@ contract Settlement is ISettlement {
         if (header.recordCount > MAX_BATCH_RECORDS) {
             revert Settlement_TooManyRecords(header.recordCount, MAX_BATCH_RECORDS);
         }
-        // 12. The withdrawals fit the withdrawals tree.
+        // 12. The withdrawals tree only grows (its fields are cumulative copies of the exchange leaf's) and fits
+        //     its depth. A checkpoint that shrank them would un-withdraw paid value; one that grows them wrongly
+        //     is provably wrong against its state (the exchange leaf).
+        if (header.withdrawalCount < prev.withdrawalCount || header.withdrawalTotal < prev.withdrawalTotal) {
+            revert Settlement_WithdrawalsShrank(
+                prev.withdrawalCount, header.withdrawalCount, prev.withdrawalTotal, header.withdrawalTotal
+            );
+        }
         if (header.withdrawalCount > MAX_WITHDRAWALS) {
             revert Settlement_TooManyWithdrawals(header.withdrawalCount, MAX_WITHDRAWALS);
         }
@@ -315,7 +319,7 @@ contract Settlement is ISettlement {
     ) external {
         checkWithdrawal(seq, index, accountId, recipient, amount, proof);
         // Marked spent BEFORE the tokens move, so no re-entry through the token can claim it twice.
-        _consumeWithdrawal(seq, index);
+        _consumeWithdrawal(index);
         // Checked: the claimed total never exceeds what the vault ever paid out, far below 2^128.
         _withdrawalsClaimed += amount;
         ICollateralVault(vault).payOut(recipient, amount);
@@ -336,24 +340,25 @@ contract Settlement is ISettlement {
         // 2. Its challenge window has passed (before the freeze, if frozen).
         uint64 finalAt = _finalizesAt(seq, cp);
         if (finalAt > _now()) revert Settlement_NotFinalized(seq, finalAt);
-        // 3. The leaf is inside the batch's withdrawals (an index >= 2^16 never is: count <= 2^16).
+        // 3. The leaf was appended up to this checkpoint (withdrawalCount is cumulative).
         if (index >= cp.withdrawalCount) revert Settlement_WithdrawalIndexOutOfRange(index, cp.withdrawalCount);
-        // 4. It was not paid before.
-        if (isClaimed(seq, index)) revert Settlement_AlreadyClaimed(seq, index);
-        // 5. The leaf is in the checkpoint's withdrawals tree at `index` (a malformed proof reverts inside).
+        // 4. It was not paid before, through this checkpoint or any other.
+        if (isClaimed(index)) revert Settlement_AlreadyClaimed(index);
+        // 5. The leaf is in the global withdrawals tree at `index` as of this checkpoint (a malformed proof reverts
+        //    inside). The tree is append-only, so every later checkpoint holds the same leaf at the same index.
         bytes32 leafHash = MerkleProofLib.hashLeaf(abi.encode(accountId, recipient, amount));
         if (!MerkleProofLib.verify(cp.withdrawalsRoot, leafHash, index, proof, WITHDRAWAL_TREE_DEPTH)) {
             revert Settlement_InvalidProof();
         }
     }
 
-    /// @dev The single place a withdrawal leaf is spent: test-and-set, so no path (today's claims, later
-    ///      escapes of finalized withdrawals) can ever pay the same (seq, index) twice.
-    function _consumeWithdrawal(uint64 seq, uint32 index) private {
+    /// @dev The single place a withdrawal leaf is spent: test-and-set on the global index, so no path (claims
+    ///      through different checkpoints, later escapes of finalized withdrawals) can ever pay a leaf twice.
+    function _consumeWithdrawal(uint32 index) private {
         uint256 bit = 1 << (index & 0xff);
-        uint256 bits = _claimed[seq][index >> 8];
-        if (bits & bit != 0) revert Settlement_AlreadyClaimed(seq, index);
-        _claimed[seq][index >> 8] = bits | bit;
+        uint256 bits = _claimed[index >> 8];
+        if (bits & bit != 0) revert Settlement_AlreadyClaimed(index);
+        _claimed[index >> 8] = bits | bit;
     }
 
     // ------------------------------------------------------------------ views
@@ -390,18 +395,18 @@ contract Settlement is ISettlement {
     }
 
     /// @inheritdoc ISettlement
-    function isClaimed(uint64 seq, uint32 index) public view returns (bool) {
-        return _claimed[seq][index >> 8] & (1 << (index & 0xff)) != 0;
+    function isClaimed(uint32 index) public view returns (bool) {
+        return _claimed[index >> 8] & (1 << (index & 0xff)) != 0;
+    }
+
+    /// @inheritdoc ISettlement
+    function cumulativeWithdrawalTotal(uint64 seq) external view returns (uint128) {
+        return _checkpoint(seq).withdrawalTotal;
     }
 
     /// @inheritdoc ISettlement
     function withdrawalsClaimed() external view returns (uint128) {
         return _withdrawalsClaimed;
-    }
-
-    /// @inheritdoc ISettlement
-    function cumulativeWithdrawalTotal(uint64 seq) external view returns (uint128) {
-        return _checkpoint(seq).cumulativeWithdrawalTotal;
     }
 
     /// @inheritdoc ISettlement

@@ -5,8 +5,9 @@ import {CheckpointHeader} from "../libraries/CheckpointLib.sol";
 
 /// @title ISettlement
 /// @notice Settlement checkpoints of the isoperp exchange: a bonded operator posts state roots with their
-///         batch data; a checkpoint finalizes after the challenge window; withdrawals in finalized checkpoints
-///         are claimable once each with a Merkle proof against the checkpoint's withdrawals root.
+///         batch data; a checkpoint finalizes after the challenge window; every withdrawal is a leaf of one
+///         global append-only withdrawals tree and is claimable once, with a Merkle proof against the
+///         withdrawals root of any finalized checkpoint that holds it.
 ///         The escape hatch (forced requests, freeze, escapes) is a separate contract the Settlement creates
 ///         (`escapeHatch`, IEscapeHatch); the Settlement reads its forced queue for post rules 7-9 and its
 ///         freeze time: nothing is posted after the freeze and nothing finalizes after it.
@@ -15,14 +16,13 @@ interface ISettlement {
     /// @notice What the contract stores per checkpoint.
     /// @param checkpointHash keccak256(abi.encode(header)).
     /// @param stateRoot Root of the state tree after the batch.
-    /// @param withdrawalsRoot Root of the batch's withdrawals tree.
-    /// @param withdrawalCount Number of withdrawals in that tree.
+    /// @param withdrawalsRoot Root of the global withdrawals tree after the batch (the exchange leaf's).
+    /// @param withdrawalCount Number of leaves in that tree, cumulative since genesis (the exchange leaf's).
     /// @param depositCursor Deposits [0, depositCursor) are included in the state.
     /// @param forcedCursor Forced requests served so far.
     /// @param timestamp The batch's system time.
     /// @param postedAt Block timestamp of the post (the challenge window starts here).
-    /// @param withdrawalTotal Sum of the amounts in the withdrawals tree.
-    /// @param cumulativeWithdrawalTotal Sum of withdrawalTotal over this checkpoint and all before it.
+    /// @param withdrawalTotal Sum of the amounts of those leaves, cumulative since genesis (the exchange leaf's).
     struct Checkpoint {
         bytes32 checkpointHash;
         bytes32 stateRoot;
@@ -33,7 +33,6 @@ interface ISettlement {
         uint64 timestamp;
         uint64 postedAt;
         uint128 withdrawalTotal;
-        uint128 cumulativeWithdrawalTotal;
     }
 
     /// @notice The protocol's periods, in seconds, as the constructor takes them (docs/PROTOCOL.md, section 5).
@@ -128,16 +127,19 @@ interface ISettlement {
     error Settlement_BatchTooLarge(uint256 length, uint256 maximum);
     /// @notice The withdrawal count exceeds the withdrawals tree's capacity.
     error Settlement_TooManyWithdrawals(uint64 count, uint256 maximum);
+    /// @notice The header's cumulative withdrawal count or total is below the previous checkpoint's: the
+    ///         withdrawals tree is append-only.
+    error Settlement_WithdrawalsShrank(uint64 previousCount, uint64 count, uint128 previousTotal, uint128 total);
     /// @notice The header's timestamp is before the previous checkpoint's or in the future.
     error Settlement_BadTimestamp(uint64 timestamp, uint64 previous, uint256 blockTimestamp);
     /// @notice No checkpoint with this sequence number.
     error Settlement_UnknownCheckpoint(uint64 seq);
     /// @notice The checkpoint is still inside its challenge window.
     error Settlement_NotFinalized(uint64 seq, uint64 finalizesAt);
-    /// @notice The withdrawal index is not below the checkpoint's withdrawal count.
+    /// @notice The withdrawal index is not below the checkpoint's (cumulative) withdrawal count.
     error Settlement_WithdrawalIndexOutOfRange(uint32 index, uint64 count);
-    /// @notice This withdrawal was already claimed.
-    error Settlement_AlreadyClaimed(uint64 seq, uint32 index);
+    /// @notice This withdrawal (global index) was already claimed, through whichever checkpoint.
+    error Settlement_AlreadyClaimed(uint32 index);
     /// @notice The Merkle proof does not lead to the checkpoint's withdrawals root.
     error Settlement_InvalidProof();
     /// @notice The exchange is frozen (the escape hatch's freeze): nothing is posted.
@@ -162,12 +164,13 @@ interface ISettlement {
     ///        equal header.batchLength and its chunk-hash commitment (BatchLib.hash) header.batchHash.
     function postCheckpoint(CheckpointHeader calldata header, bytes calldata batchData) external;
 
-    /// @notice Pays a withdrawal of a finalized checkpoint to its recipient. Anyone may call; once per leaf.
+    /// @notice Pays withdrawal `index` of the global withdrawals tree to its recipient, proven against finalized
+    ///         checkpoint `seq`. Anyone may call; once per leaf, whichever finalized checkpoint proves it.
     /// @dev Runs `checkWithdrawal`, marks the leaf claimed, then has the vault pay `recipient`, then emits.
     ///      A proof that is not exactly WITHDRAWAL_TREE_DEPTH long reverts with MerkleProofLib's
     ///      MerkleProof_WrongLength.
-    /// @param seq Checkpoint sequence number.
-    /// @param index Leaf index in the checkpoint's withdrawals tree.
+    /// @param seq Sequence number of a finalized checkpoint whose withdrawalCount is above `index`.
+    /// @param index Global leaf index in the withdrawals tree.
     /// @param accountId The withdrawing account.
     /// @param recipient Who receives the tokens.
     /// @param amount Token amount.
@@ -183,9 +186,9 @@ interface ISettlement {
 
     /// @notice Side-effect-free check of a withdrawal claim: returns if `claimWithdrawal` with the same
     ///         arguments would pay, reverts with the reason otherwise.
-    /// @dev Rules, in order: the checkpoint exists; it is finalized; index < withdrawalCount; the leaf is not
-    ///      claimed; the proof leads from
-    ///      keccak256(0x00 ‖ abi.encode(accountId, recipient, amount)) at `index` to the withdrawals root.
+    /// @dev Rules, in order: the checkpoint exists; it is finalized; index < its (cumulative) withdrawalCount;
+    ///      the leaf `index` is not claimed (through any checkpoint); the proof leads from
+    ///      keccak256(0x00 ‖ abi.encode(accountId, recipient, amount)) at `index` to its withdrawals root.
     function checkWithdrawal(
         uint64 seq,
         uint32 index,
@@ -217,8 +220,11 @@ interface ISettlement {
     function isFinalized(uint64 seq) external view returns (bool);
     /// @notice Block timestamp at which checkpoint `seq` finalizes.
     function finalizesAt(uint64 seq) external view returns (uint64);
-    /// @notice Whether withdrawal `index` of checkpoint `seq` was claimed.
-    function isClaimed(uint64 seq, uint32 index) external view returns (bool);
+    /// @notice Whether withdrawal `index` (global index in the withdrawals tree) was claimed.
+    function isClaimed(uint32 index) external view returns (bool);
+    /// @notice The cumulative withdrawal total of checkpoint `seq`: the sum of every withdrawal-tree leaf
+    ///         appended up to its batch (the escape pool's "finalized withdrawals" at the frozen checkpoint).
+    function cumulativeWithdrawalTotal(uint64 seq) external view returns (uint128);
     /// @notice The EIP-712 domain separator for signed requests (docs/PROTOCOL.md, section 3.1).
     function domainSeparator() external view returns (bytes32);
     /// @notice The oracle whose signed prices the fraud-proof phase checks (stored, not used yet).
@@ -227,6 +233,4 @@ interface ISettlement {
     function forcedDeadline() external view returns (uint64);
     /// @notice Sum of the amounts of every withdrawal claimed so far.
     function withdrawalsClaimed() external view returns (uint128);
-    /// @notice Sum of the withdrawal amounts of checkpoints 1..seq (what finalized withdrawals owe in total).
-    function cumulativeWithdrawalTotal(uint64 seq) external view returns (uint128);
 }

@@ -44,13 +44,18 @@ struct MarketLeaf {
     uint64 openInterest;
 }
 
-/// @notice The exchange leaf (leaf type 4) without its leaf-type word.
+/// @notice The exchange leaf (leaf type 4, v2) without its leaf-type word.
+/// @dev withdrawalsRoot, withdrawalCount and withdrawalTotal commit to the global append-only withdrawals tree
+///      (depth 32): its root, its number of leaves and the sum of their amounts, cumulative since genesis.
 struct ExchangeLeaf {
     int128 insuranceFund;
     uint128 feeBalance;
     uint32 nextAccountId;
     uint64 depositCursor;
     uint64 forcedCursor;
+    bytes32 withdrawalsRoot;
+    uint64 withdrawalCount;
+    uint128 withdrawalTotal;
 }
 
 /// @title LeafLib
@@ -146,7 +151,8 @@ library LeafLib {
         return abi.encode(LEAF_TYPE_MARKET, leaf);
     }
 
-    /// @notice abi.encode(uint8(4), insuranceFund, feeBalance, nextAccountId, depositCursor, forcedCursor).
+    /// @notice abi.encode(uint8(4), insuranceFund, feeBalance, nextAccountId, depositCursor, forcedCursor,
+    ///         withdrawalsRoot, withdrawalCount, withdrawalTotal) (9 words).
     function encode(ExchangeLeaf memory leaf) internal pure returns (bytes memory) {
         return abi.encode(LEAF_TYPE_EXCHANGE, leaf);
     }

@@ -12,8 +12,9 @@ pragma solidity 0.8.28;
 library MerkleProofLib {
     /// @notice Depth of the state tree (2^32 leaf slots).
     uint256 internal constant STATE_TREE_DEPTH = 32;
-    /// @notice Depth of a checkpoint's withdrawals tree (at most 65,536 withdrawals).
-    uint256 internal constant WITHDRAWAL_TREE_DEPTH = 16;
+    /// @notice Depth of the global append-only withdrawals tree (2^32 leaf slots), whose root every checkpoint
+    ///         copies from the exchange leaf.
+    uint256 internal constant WITHDRAWAL_TREE_DEPTH = 32;
     /// @notice Depth of a checkpoint's trace tree (intermediate roots for fraud proofs).
     uint256 internal constant TRACE_TREE_DEPTH = 20;
 

@@ -39,7 +39,7 @@ CLAIM_WINDOW = 600
 LONG_CLAIM_WINDOW = 365 * 24 * 3600
 GENESIS_ROOT = keccak256(b"isoperp genesis state root")
 EMPTY_BATCH = bytes([2]) + (0).to_bytes(4, "big")  # version 2, zero records
-WITHDRAWAL_DEPTH = 16
+WITHDRAWAL_DEPTH = 32
 
 HEADER_FIELDS = (
     ("seq", "uint64"),
@@ -78,7 +78,8 @@ def withdrawal_leaf(account_id: int, recipient: str, amount: int) -> bytes:
 
 @dataclass
 class Withdrawals:
-    """A checkpoint's withdrawals: the (accountId, recipient, amount) leaves and their tree."""
+    """The global withdrawals tree up to a checkpoint: the (accountId, recipient, amount) leaves
+    appended so far (cumulative) and their tree."""
 
     leaves: list[tuple[int, str, int]]
     tree: SparseMerkleTree = field(init=False)
@@ -146,10 +147,13 @@ class Checkpoints:
         return header, self.post(header, batch)
 
     def post_withdrawals(self, leaves: Sequence[tuple[int, str, int]]) -> tuple[int, Withdrawals]:
-        """Posts a checkpoint whose withdrawals tree holds `leaves`; returns (seq, withdrawals)."""
+        """Posts a checkpoint whose (cumulative) withdrawals tree holds `leaves`, with their count
+        and total; returns (seq, withdrawals)."""
         withdrawals = Withdrawals(list(leaves))
         header, _ = self.post_next(
-            withdrawalsRoot=withdrawals.root, withdrawalCount=len(withdrawals.leaves)
+            withdrawalsRoot=withdrawals.root,
+            withdrawalCount=len(withdrawals.leaves),
+            withdrawalTotal=sum(amount for _, _, amount in withdrawals.leaves),
         )
         return header["seq"], withdrawals
 

@@ -27,7 +27,9 @@ MARKET_TYPES = [
     "uint16", "uint64", "uint64", "int128", "uint64", "uint32", "uint32", "int8",
     "int32", "int32", "uint64", "uint64", "uint64", "uint64",
 ]  # fmt: skip
-EXCHANGE_TYPES = ["int128", "uint128", "uint32", "uint64", "uint64"]
+EXCHANGE_TYPES = [
+    "int128", "uint128", "uint32", "uint64", "uint64", "bytes32", "uint64", "uint128"
+]  # fmt: skip
 
 
 @pytest.fixture(scope="session")
@@ -39,6 +41,8 @@ def _value(rng: random.Random, abi_type: str) -> Any:
     """A random value of `abi_type`, biased towards the extremes of its range."""
     if abi_type == "address":
         return to_checksum_address(rng.randbytes(20))
+    if abi_type == "bytes32":
+        return rng.choice([b"\x00" * 32, b"\xff" * 32, rng.randbytes(32)])
     bits = int(abi_type.lstrip("uint")) if abi_type.startswith("u") else int(abi_type[3:])
     lo, hi = (
         (0, 2**bits - 1) if abi_type.startswith("u") else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
@@ -103,13 +107,22 @@ def test_encode_matches_operator_encoder_succeeds(harness: Any, alice: Any) -> N
     position = Position(
         account_id=7, market_id=1, size=-250, quote=9_000_000, basis=-8_000_000, funding_index=-42
     )
+    root = bytes(range(32))
     exchange = Exchange(
-        insurance_fund=-5, fee_balance=77, next_account_id=8, deposit_cursor=9, forced_cursor=0
+        insurance_fund=-5,
+        fee_balance=77,
+        next_account_id=8,
+        deposit_cursor=9,
+        forced_cursor=0,
+        withdrawals_root=root,
+        withdrawal_count=3,
+        withdrawal_total=2**100,
     )
     pairs = [
         ("Account", account, (7, alice.address, 123_456_789, 3)),
         ("Position", position, (7, 1, -250, 9_000_000, -8_000_000, -42)),
-        ("Exchange", exchange, (-5, 77, 8, 9, 0)),
+        ("Exchange", exchange, (-5, 77, 8, 9, 0, root, 3, 2**100)),
+        ("Exchange", Exchange.genesis(), leaves.solidity_struct(Exchange.genesis())),
     ]
     for market in DEVNET_MARKETS:
         fields = (
@@ -126,9 +139,8 @@ def test_encode_matches_operator_encoder_succeeds(harness: Any, alice: Any) -> N
 
 def test_encode_leaf_types_never_collide_succeeds(harness: Any) -> None:
     # Same field words, different leaf kinds: the leading type word keeps the hashes apart.
-    zero5 = (0, 0, 0, 0, 0)
     account = bytes(harness.hashAccount((0, "0x" + "00" * 20, 0, 0)))
-    exchange = bytes(harness.hashExchange(zero5))
+    exchange = bytes(harness.hashExchange((0, 0, 0, 0, 0, b"\x00" * 32, 0, 0)))
     assert account != exchange
 
 

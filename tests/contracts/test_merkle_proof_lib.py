@@ -36,7 +36,7 @@ def _random_tree(rng: random.Random, depth: int, n: int) -> tuple[SparseMerkleTr
 
 def test_constants_match_protocol_succeeds(harness: Any) -> None:
     assert harness.STATE_TREE_DEPTH() == constants.STATE_TREE_DEPTH == 32
-    assert harness.WITHDRAWAL_TREE_DEPTH() == constants.WITHDRAWAL_TREE_DEPTH == 16
+    assert harness.WITHDRAWAL_TREE_DEPTH() == constants.WITHDRAWAL_TREE_DEPTH == 32
     assert harness.TRACE_TREE_DEPTH() == constants.TRACE_TREE_DEPTH == 20
 
 

@@ -55,9 +55,9 @@ def test_constructor_exposes_protocol_constants_succeeds(settlement: Any, hatch:
     assert settlement.MAX_BATCH_BYTES() == 131_072
     assert settlement.MAX_BATCH_RECORDS() == 2**20
     assert settlement.STATE_TREE_DEPTH() == 32
-    assert settlement.WITHDRAWAL_TREE_DEPTH() == 16
+    assert settlement.WITHDRAWAL_TREE_DEPTH() == 32
     assert settlement.TRACE_TREE_DEPTH() == 20
-    assert settlement.MAX_WITHDRAWALS() == 2**16
+    assert settlement.MAX_WITHDRAWALS() == 2**32
     assert settlement.MAX_CHALLENGE_WINDOW() == 365 * 24 * 3600
     assert settlement.MAX_TIMEOUT() == 365 * 24 * 3600
     assert (hatch.FORCED_WITHDRAWAL(), hatch.FORCED_EXIT()) == (1, 2)

@@ -99,8 +99,9 @@ def test_postCheckpoint_max_record_count_succeeds(checkpoints: Any, bonded: Any)
 
 
 def test_postCheckpoint_max_withdrawal_count_succeeds(checkpoints: Any, bonded: Any) -> None:
-    checkpoints.post_next(withdrawalCount=2**16)
-    assert bonded.getCheckpoint(1).withdrawalCount == 2**16
+    # the header's uint32 count: at most 2^32 - 1 leaves of the depth-32 tree
+    checkpoints.post_next(withdrawalCount=2**32 - 1)
+    assert bonded.getCheckpoint(1).withdrawalCount == 2**32 - 1
 
 
 def test_postCheckpoint_timestamp_equal_to_block_succeeds(
@@ -253,8 +254,30 @@ def test_postCheckpoint_too_many_records_reverts(
 def test_postCheckpoint_too_many_withdrawals_reverts(
     checkpoints: Any, bonded: Any, reverts: Any
 ) -> None:
-    header = checkpoints.next_header(withdrawalCount=2**16 + 1)
-    with reverts(bonded.Settlement_TooManyWithdrawals, count=2**16 + 1, maximum=2**16):
+    header = checkpoints.next_header(withdrawalCount=2**32 + 1)
+    with reverts(bonded.Settlement_TooManyWithdrawals, count=2**32 + 1, maximum=2**32):
+        checkpoints.post(header)
+
+
+def test_postCheckpoint_withdrawal_count_shrinks_reverts(
+    checkpoints: Any, bonded: Any, reverts: Any
+) -> None:
+    checkpoints.post_next(withdrawalCount=3, withdrawalTotal=30)
+    header = checkpoints.next_header(withdrawalCount=2, withdrawalTotal=30)
+    with reverts(
+        bonded.Settlement_WithdrawalsShrank, previousCount=3, count=2, previousTotal=30, total=30
+    ):
+        checkpoints.post(header)
+
+
+def test_postCheckpoint_withdrawal_total_shrinks_reverts(
+    checkpoints: Any, bonded: Any, reverts: Any
+) -> None:
+    checkpoints.post_next(withdrawalCount=3, withdrawalTotal=30)
+    header = checkpoints.next_header(withdrawalCount=3, withdrawalTotal=29)
+    with reverts(
+        bonded.Settlement_WithdrawalsShrank, previousCount=3, count=3, previousTotal=30, total=29
+    ):
         checkpoints.post(header)
 
 
@@ -297,7 +320,7 @@ def test_postCheckpoint_rules_apply_in_documented_order_reverts(
         batchLength=7,
         batchHash=_bytes32("y"),
         recordCount=MAX_RECORDS + 1,
-        withdrawalCount=2**17,
+        withdrawalCount=2**33,
         timestamp=2**63,
     )
     steps: list[tuple[Any, dict[str, Any]]] = [
@@ -380,17 +403,26 @@ def test_latestSeq_only_genesis_succeeds(bonded: Any) -> None:
 
 def test_isClaimed_fresh_checkpoint_is_false_succeeds(checkpoints: Any, bonded: Any) -> None:
     checkpoints.post_next(withdrawalCount=3)
-    assert not any(bonded.isClaimed(1, i) for i in range(3))
+    assert not any(bonded.isClaimed(i) for i in range(3))
 
 
-def test_postCheckpoint_accumulates_withdrawal_totals_succeeds(
+def test_postCheckpoint_stores_cumulative_withdrawal_fields_succeeds(
     checkpoints: Any, bonded: Any
 ) -> None:
-    totals = [5, 0, 2**100, 7]
-    for total in totals:
-        checkpoints.post_next(withdrawalTotal=total)
+    # the header's withdrawal fields are the exchange leaf's, cumulative: stored as they are
+    totals = [5, 5, 2**100, 2**100 + 7]
+    for i, total in enumerate(totals):
+        checkpoints.post_next(withdrawalTotal=total, withdrawalCount=i + 1)
     for seq in range(1, len(totals) + 1):
         cp = bonded.getCheckpoint(seq)
-        assert cp.withdrawalTotal == totals[seq - 1]
-        assert cp.cumulativeWithdrawalTotal == sum(totals[:seq])
-    assert bonded.getCheckpoint(0).cumulativeWithdrawalTotal == 0
+        assert (cp.withdrawalTotal, cp.withdrawalCount) == (totals[seq - 1], seq)
+        assert bonded.cumulativeWithdrawalTotal(seq) == totals[seq - 1]
+    assert bonded.cumulativeWithdrawalTotal(0) == 0
+
+
+def test_cumulativeWithdrawalTotal_unknown_checkpoint_reverts(
+    checkpoints: Any, bonded: Any, reverts: Any
+) -> None:
+    checkpoints.post_next(withdrawalTotal=9)
+    with reverts(bonded.Settlement_UnknownCheckpoint, seq=2):
+        bonded.cumulativeWithdrawalTotal.transact(2, sender=checkpoints.operator)

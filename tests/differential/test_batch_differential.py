@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from isoperp.batch.builder import BatchBuilder, trace_offsets
 from isoperp.ledger.ledger import Ledger
-from isoperp.ledger.markets import DEVNET_MARKETS, DEVNET_ORACLE
+from isoperp.ledger.markets import DEVNET_MARKETS, DEVNET_OPERATOR, DEVNET_ORACLE
 from isoperp.ledger.transitions import Deposit
 from isoperp.protocol.batch import batch_hash, decode_entries
 from isoperp.protocol.constants import BATCH_CHUNK_BYTES, MAX_BATCH_BYTES, TRACE_TREE_DEPTH
@@ -52,7 +52,12 @@ def test_trace_leaf_matches_solidity(batch_harness, index, offset, record, root)
 def test_sealed_batch_trace_root_verifies_in_solidity(batch_harness, merkle, accounts):
     # a real batch: every leaf Solidity computes from the published data proves to the header's
     # traceRoot with the builder's proof
-    ledger = Ledger.genesis(DEVNET_MARKETS, Domain(31337, "0x" + "11" * 20), DEVNET_ORACLE)
+    ledger = Ledger.genesis(
+        DEVNET_MARKETS,
+        Domain(31337, "0x" + "11" * 20),
+        DEVNET_ORACLE,
+        fee_recipient=DEVNET_OPERATOR,
+    )
     builder = BatchBuilder(ledger, CheckpointHeader.genesis(ledger.state_root))
     for i, who in enumerate(accounts[:5]):
         builder.add(Deposit(i, i, who.address, 1_000_000 * (i + 1), 100 + i))

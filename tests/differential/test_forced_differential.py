@@ -13,7 +13,7 @@ import ape
 
 from isoperp.batch.builder import BatchBuilder
 from isoperp.ledger.ledger import Ledger
-from isoperp.ledger.markets import DEVNET_MARKETS, DEVNET_ORACLE
+from isoperp.ledger.markets import DEVNET_MARKETS, DEVNET_OPERATOR, DEVNET_ORACLE
 from isoperp.ledger.transitions import Deposit, MarginTransfer, forced_request
 from isoperp.protocol.header import CheckpointHeader, WithdrawalLeaf
 from isoperp.protocol.leaves import encode_market
@@ -36,7 +36,9 @@ def test_builder_serves_the_settlement_queue_and_pays_through_withdrawals(
     project, accounts, chain
 ):
     deployer, operator, alice, bob, stranger = (accounts[i] for i in range(5))
-    genesis_root = Ledger.genesis(DEVNET_MARKETS, Domain(0, "0x" + "00" * 20), DEVNET_ORACLE)
+    genesis_root = Ledger.genesis(
+        DEVNET_MARKETS, Domain(0, "0x" + "00" * 20), DEVNET_ORACLE, fee_recipient=DEVNET_OPERATOR
+    )
     usdc = deployer.deploy(project.MockUSDC)
     settlement = deployer.deploy(
         project.Settlement,
@@ -54,7 +56,7 @@ def test_builder_serves_the_settlement_queue_and_pays_through_withdrawals(
     vault = project.CollateralVault.at(settlement.vault())
     hatch = project.EscapeHatch.at(settlement.escapeHatch())
     domain = Domain(chain.chain_id, settlement.address)
-    ledger = Ledger.genesis(DEVNET_MARKETS, domain, DEVNET_ORACLE)
+    ledger = Ledger.genesis(DEVNET_MARKETS, domain, DEVNET_ORACLE, fee_recipient=DEVNET_OPERATOR)
     builder = BatchBuilder(ledger, CheckpointHeader.genesis(ledger.state_root))
 
     for who in (alice, bob):
@@ -98,7 +100,7 @@ def test_builder_serves_the_settlement_queue_and_pays_through_withdrawals(
     )
 
     # a record that differs from its queue entry (another amount) changes the prefix hash
-    other = Ledger.genesis(DEVNET_MARKETS, domain, DEVNET_ORACLE)
+    other = Ledger.genesis(DEVNET_MARKETS, domain, DEVNET_ORACLE, fee_recipient=DEVNET_OPERATOR)
     forged = BatchBuilder(other, CheckpointHeader.genesis(other.state_root))
     for t in sealed.transitions[:3]:
         forged.add(t)
@@ -114,14 +116,21 @@ def test_builder_serves_the_settlement_queue_and_pays_through_withdrawals(
     posted = settlement.getCheckpoint(1)
     assert (posted.forcedCursor, bytes(posted.checkpointHash)) == (5, header.hash)
 
+    assert (bytes(posted.withdrawalsRoot), posted.withdrawalCount) == (
+        ledger.exchange.withdrawals_root,
+        3,
+    )
+    assert settlement.cumulativeWithdrawalTotal(1) == ledger.exchange.withdrawal_total
+
     chain.pending_timestamp += WINDOW
     chain.mine()
+    tree = ledger.withdrawals_tree(header.withdrawal_count)  # the depth-32 global tree
     for index, leaf in enumerate(sealed.withdrawals):
         recipient = alice if leaf.recipient == alice.address else bob
         before = usdc.balanceOf(recipient)
         settlement.claimWithdrawal(
             1, index, leaf.account_id, leaf.recipient, leaf.amount,
-            sealed.withdrawal_proof(index), sender=stranger,
+            tree.proof(index), sender=stranger,
         )
         assert usdc.balanceOf(recipient) == before + leaf.amount
     assert ledger.account(0).collateral == 60 * USDC and ledger.account(1).collateral == 0

@@ -53,16 +53,31 @@ def test_devnet_market_leaves_match(leaves_harness):
 
 
 @DIFF
-@given(insurance=s(128), fees=u(128), next_id=u(24), dc=u(64), fc=u(64))
-def test_exchange_leaf_matches(leaves_harness, insurance, fees, next_id, dc, fc):
+@given(
+    insurance=s(128),
+    fees=u(128),
+    next_id=u(24),
+    dc=u(64),
+    fc=u(64),
+    root=st.binary(min_size=32, max_size=32),
+    count=st.integers(0, 1 << 32),
+    total=u(128),
+)
+def test_exchange_leaf_v2_matches(
+    leaves_harness, insurance, fees, next_id, dc, fc, root, count, total
+):
     e = Exchange(
         insurance_fund=insurance,
         fee_balance=fees,
         next_account_id=next_id,
         deposit_cursor=dc,
         forced_cursor=fc,
+        withdrawals_root=root,
+        withdrawal_count=count,
+        withdrawal_total=total,
     )
-    fields = (insurance, fees, next_id, dc, fc)
+    fields = (insurance, fees, next_id, dc, fc, root, count, total)
+    assert L.solidity_struct(e) == fields
     assert bytes(leaves_harness.encodeExchange(fields)) == L.encode_exchange(e)
     assert bytes(leaves_harness.hashExchange(fields)) == L.leaf_hash(e)
     assert leaves_harness.exchangeIndex() == L.EXCHANGE_INDEX

@@ -10,8 +10,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from isoperp.ledger.model import checksum_address
 from isoperp.protocol.constants import STATE_TREE_DEPTH, WITHDRAWAL_TREE_DEPTH
-from isoperp.tree.merkle import SparseMerkleTree, compute_root, hash_leaf, verify_proof
+from isoperp.protocol.header import WithdrawalLeaf
+from isoperp.tree.merkle import (
+    AppendOnlyTree,
+    SparseMerkleTree,
+    compute_root,
+    hash_leaf,
+    verify_proof,
+)
 
 DIFF_SETTINGS = settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -109,6 +117,49 @@ def test_withdrawal_depth_tree_matches_solidity(merkle, count):
     leaf = hash_leaf(last.to_bytes(32, "big"))
     root = merkle.computeRoot(leaf, last, tree.proof(last), WITHDRAWAL_TREE_DEPTH)
     assert bytes(root) == tree.root
+
+
+withdrawal_leaves = st.lists(
+    st.builds(
+        WithdrawalLeaf,
+        st.sampled_from([0, 7, (1 << 24) - 1, 0xFFFFFFFF]),
+        st.binary(min_size=20, max_size=20).map(checksum_address),
+        st.integers(1, (1 << 128) - 1),
+    ),
+    min_size=1,
+    max_size=20,
+)
+
+
+@DIFF_SETTINGS
+@given(leaves=withdrawal_leaves, data=st.data())
+def test_global_withdrawals_tree_proofs_match_solidity(merkle, leaves, data):
+    """The ledger's append-only withdrawals tree (frontier root) against MerkleProofLib at depth
+    32: a leaf's proof at any earlier count (a checkpoint's) leads Solidity to that count's root,
+    and the leaf hash is abi.encode(uint32, address, uint128) behind the 0x00 salt."""
+    assert merkle.WITHDRAWAL_TREE_DEPTH() == WITHDRAWAL_TREE_DEPTH == 32
+    frontier = AppendOnlyTree(WITHDRAWAL_TREE_DEPTH)
+    roots = [frontier.root]
+    for leaf in leaves:
+        frontier.append(leaf.leaf_hash)
+        roots.append(frontier.root)
+    count = data.draw(st.integers(1, len(leaves)))  # a checkpoint's withdrawal count
+    index = data.draw(st.integers(0, count - 1))
+    leaf = leaves[index]
+    encoded = (
+        leaf.account_id.to_bytes(32, "big")
+        + bytes(12)
+        + bytes.fromhex(leaf.recipient[2:])
+        + leaf.amount.to_bytes(32, "big")
+    )
+    assert bytes(merkle.hashLeaf(encoded)) == leaf.leaf_hash
+    tree = AppendOnlyTree.sparse(WITHDRAWAL_TREE_DEPTH, (w.leaf_hash for w in leaves[:count]))
+    assert tree.root == roots[count]
+    proof = tree.proof(index)
+    assert bytes(merkle.computeRoot(leaf.leaf_hash, index, proof, 32)) == roots[count]
+    assert merkle.verify(roots[count], leaf.leaf_hash, index, proof, 32)
+    if count < len(leaves):  # leaf `count` sits in a sibling subtree of the path: another root
+        assert not merkle.verify(roots[-1], leaf.leaf_hash, index, proof, 32)
 
 
 def test_empty_tree_root_matches(merkle):

@@ -19,7 +19,7 @@ from isoperp.ledger.ledger import (
     AppliedWithdraw,
     Ledger,
 )
-from isoperp.ledger.markets import DEVNET_MARKETS
+from isoperp.ledger.markets import DEVNET_MARKETS, DEVNET_OPERATOR
 from isoperp.ledger.model import Market
 from isoperp.ledger.transitions import (
     CancelOrder,
@@ -32,6 +32,7 @@ from isoperp.ledger.transitions import (
     Withdraw,
 )
 from isoperp.protocol.constants import INSURANCE_ACCOUNT, ZERO_ADDRESS
+from isoperp.protocol.header import WithdrawalLeaf
 from isoperp.protocol.signing import (
     NO_SIGNATURE,
     Domain,
@@ -78,7 +79,7 @@ class Harness:
 
     def __init__(self, markets: Iterable[Market] = DEVNET_MARKETS, domain: Domain = DOMAIN):
         self.domain = domain
-        self.ledger = Ledger.genesis(markets, domain, ORACLE)
+        self.ledger = Ledger.genesis(markets, domain, ORACLE, fee_recipient=DEVNET_OPERATOR)
         self.net_deposits = 0
         self.next_nonce: dict[int, int] = {}
 
@@ -246,13 +247,17 @@ class Harness:
 
     # -- snapshots
 
-    def snapshot(self) -> tuple[bytes, dict[int, bytes]]:
-        return self.ledger.state_root, dict(self.ledger.leaves())
+    def snapshot(self) -> tuple[bytes, dict[int, bytes], list[WithdrawalLeaf]]:
+        return self.ledger.state_root, dict(self.ledger.leaves()), self.ledger.withdrawals()
 
-    def assert_unchanged(self, snapshot: tuple[bytes, dict[int, bytes]]) -> None:
-        root, leaves = snapshot
+    def assert_unchanged(
+        self, snapshot: tuple[bytes, dict[int, bytes], list[WithdrawalLeaf]]
+    ) -> None:
+        root, leaves, withdrawals = snapshot
         assert self.ledger.state_root == root
         assert dict(self.ledger.leaves()) == leaves
+        assert self.ledger.withdrawals() == withdrawals
+        assert self.ledger.withdrawals_tree().root == self.ledger.exchange.withdrawals_root
         for index, data in leaves.items():
             assert self.ledger.leaf_bytes(index) == data
 

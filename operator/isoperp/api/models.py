@@ -338,7 +338,7 @@ class RequestModel(_Response):
     status: str
     reason: str | None
     seq: int | None = Field(description="the checkpoint that included it")
-    slot: int | None = Field(description="withdrawals: the leaf in the checkpoint's tree")
+    slot: int | None = Field(description="withdrawals: the leaf's global withdrawals-tree index")
 
 
 class CheckpointModel(_Response):

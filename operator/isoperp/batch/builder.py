@@ -1,11 +1,11 @@
 """Batch building: applies transitions to the ledger and seals them into a checkpoint.
 
 For every accepted transition the builder keeps its record bytes and the state root after it (the
-trace: published in the batch data after each record, committed to by the header's traceRoot),
-appends what leaves the exchange to the withdrawals tree (Withdraw records, and forced withdrawals /
-exits with a payout > 0, see ``withdrawal_leaf``) and advances the prefix hashes of the deposit
-queue and of the forced-request queue. ``seal`` produces the header and batch data the operator
-posts. No I/O.
+trace: published in the batch data after each record, committed to by the header's traceRoot)
+and advances the prefix hashes of the deposit queue and of the forced-request queue. What leaves
+the exchange is appended by the ledger itself to the global withdrawals tree, whose root, count and
+total live in the exchange leaf: the header copies them (cumulative since genesis). ``seal``
+produces the header and batch data the operator posts. No I/O.
 """
 
 from __future__ import annotations
@@ -16,16 +16,15 @@ from typing import Protocol
 
 from isoperp.errors import ProtocolError
 from isoperp.hashing import keccak256
-from isoperp.ledger.ledger import AppliedForcedExit, AppliedForcedWithdraw
-from isoperp.ledger.model import Account, Market, Position
+from isoperp.ledger.model import Account, Exchange, Market, Position
 from isoperp.ledger.transitions import (
     Deposit,
+    DepositRejected,
     Fill,
     ForcedExit,
     ForcedWithdraw,
     Liquidate,
     Transition,
-    Withdraw,
 )
 from isoperp.protocol.batch import (
     HEADER_BYTES,
@@ -40,7 +39,6 @@ from isoperp.protocol.constants import (
     MAX_BATCH_BYTES,
     MAX_BATCH_RECORDS,
     TRACE_TREE_DEPTH,
-    WITHDRAWAL_TREE_DEPTH,
 )
 from isoperp.protocol.header import CheckpointHeader, WithdrawalLeaf, trace_leaf_hash
 from isoperp.tree.merkle import SparseMerkleTree
@@ -58,10 +56,15 @@ class LedgerLike(Protocol):
 
     def positions(self) -> Iterator[Position]: ...
 
+    @property
+    def exchange(self) -> Exchange: ...
+
+    def withdrawals(self, start: int = 0, end: int | None = None) -> list[WithdrawalLeaf]: ...
+
     def market(self, market_id: int) -> Market | None: ...
 
 
-def deposit_prefix_step(prefix: bytes, deposit: Deposit) -> bytes:
+def deposit_prefix_step(prefix: bytes, deposit: Deposit | DepositRejected) -> bytes:
     """h_{i+1} = keccak256(abi.encode(h_i, index, owner, amount, timestamp)) (the vault's chain)."""
     return keccak256(
         prefix
@@ -94,19 +97,6 @@ def forced_prefix_step(prefix: bytes, t: ForcedWithdraw | ForcedExit) -> bytes:
     )
 
 
-def withdrawal_leaf(t: Transition, result: object) -> WithdrawalLeaf | None:
-    """The withdrawals-tree leaf an applied transition adds, given ``result`` = what
-    ``Ledger.apply(t)`` returned: a Withdraw's ``(account, recipient, amount)``; a forced
-    withdrawal's or exit's ``(account, requester, paid)`` when ``paid > 0`` (the amount actually
-    paid, not the amount requested); None for everything else. Whoever rebuilds a checkpoint's
-    withdrawals from its batch data must replay it through a ledger for the forced payouts."""
-    if isinstance(t, Withdraw):
-        return WithdrawalLeaf(t.account_id, t.recipient, t.amount)
-    if isinstance(result, AppliedForcedWithdraw | AppliedForcedExit) and result.paid > 0:
-        return WithdrawalLeaf(result.account_id, result.requester, result.paid)
-    return None
-
-
 def trace_offsets(records: list[bytes] | tuple[bytes, ...]) -> list[int]:
     """``offset_i`` of each record: the byte offset of its type byte in the batch data."""
     offsets = []
@@ -132,15 +122,11 @@ def trace_tree(
     )
 
 
-def withdrawals_tree(withdrawals: list[WithdrawalLeaf]) -> SparseMerkleTree:
-    return SparseMerkleTree(
-        WITHDRAWAL_TREE_DEPTH, ((i, w.leaf_hash) for i, w in enumerate(withdrawals))
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class SealedBatch:
-    """A checkpoint ready to post, with what is needed to serve proofs of its withdrawals."""
+    """A checkpoint ready to post. ``withdrawals`` are the leaves this batch appended to the global
+    withdrawals tree, at indices ``first_withdrawal``, ``first_withdrawal + 1``, ... (proofs come
+    from the ledger: ``Ledger.withdrawals_tree(header.withdrawal_count)``)."""
 
     header: CheckpointHeader
     data: bytes
@@ -148,9 +134,7 @@ class SealedBatch:
     withdrawals: tuple[WithdrawalLeaf, ...]
     roots_after: tuple[bytes, ...]
     records: tuple[bytes, ...] = ()
-
-    def withdrawal_proof(self, index: int) -> list[bytes]:
-        return withdrawals_tree(list(self.withdrawals)).proof(index)
+    first_withdrawal: int = 0
 
     def trace_proof(self, index: int) -> list[bytes]:
         """The TRACE_TREE_DEPTH siblings of trace leaf ``index`` (bottom-up)."""
@@ -158,8 +142,7 @@ class SealedBatch:
 
 
 class BatchFull(ProtocolError):
-    """The next transition does not fit the batch (bytes, records or withdrawal count); seal
-    first."""
+    """The next transition does not fit the batch (bytes or records); seal first."""
 
     code = "batch_full"
 
@@ -173,7 +156,7 @@ class BatchBuilder:
         self._records: list[bytes] = []
         self._transitions: list[Transition] = []
         self._roots_after: list[bytes] = []
-        self._withdrawals: list[WithdrawalLeaf] = []
+        self._first_withdrawal = ledger.exchange.withdrawal_count
         self._size = HEADER_BYTES
         self._deposit_cursor = previous.deposit_cursor
         self._deposit_prefix = previous.deposit_prefix_hash
@@ -197,9 +180,10 @@ class BatchBuilder:
 
     @property
     def withdrawal_count(self) -> int:
-        """Leaves in the withdrawals tree so far: the slot the next paying record gets (Withdraw,
-        or a forced withdrawal / exit that pays > 0 — only its applied result says whether)."""
-        return len(self._withdrawals)
+        """Leaves in the global withdrawals tree so far: the index the next paying record gets
+        (Withdraw, DepositRejected, FeeCollect, or a forced withdrawal / exit that pays > 0 —
+        only its applied result says whether)."""
+        return self._ledger.exchange.withdrawal_count
 
     @property
     def forced_cursor(self) -> int:
@@ -220,24 +204,17 @@ class BatchBuilder:
             raise BatchFull(f"batch would exceed {MAX_BATCH_BYTES} bytes")
         if len(self._records) >= MAX_BATCH_RECORDS:
             raise BatchFull(f"batch already holds {MAX_BATCH_RECORDS} records")
-        paying = isinstance(t, Withdraw | ForcedWithdraw | ForcedExit)
-        if paying and len(self._withdrawals) >= 1 << WITHDRAWAL_TREE_DEPTH:
-            raise BatchFull(f"batch already holds {1 << WITHDRAWAL_TREE_DEPTH} withdrawals")
         result = self._ledger.apply(t)
         self._records.append(record)
         self._transitions.append(t)
         self._roots_after.append(self._ledger.state_root)
         self._size += len(record) + ROOT_BYTES
-        if paying:
-            leaf = withdrawal_leaf(t, result)
-            if leaf is not None:
-                self._withdrawals.append(leaf)
-            if isinstance(t, ForcedWithdraw | ForcedExit):
-                self._forced_prefix = forced_prefix_step(self._forced_prefix, t)
-                self._forced_cursor = t.forced_index + 1
-        elif isinstance(t, Fill | Liquidate):
+        if isinstance(t, Fill | Liquidate):
             self._fills += 1
-        elif isinstance(t, Deposit):
+        elif isinstance(t, ForcedWithdraw | ForcedExit):
+            self._forced_prefix = forced_prefix_step(self._forced_prefix, t)
+            self._forced_cursor = t.forced_index + 1
+        elif isinstance(t, Deposit | DepositRejected):
             self._deposit_prefix = deposit_prefix_step(self._deposit_prefix, t)
             self._deposit_cursor = t.deposit_index + 1
         return result
@@ -246,7 +223,7 @@ class BatchBuilder:
         """The next checkpoint: header (seq = previous + 1) and batch data."""
         data = assemble_batch(self._records, self._roots_after)
         trace = trace_tree(self._records, self._roots_after)
-        withdrawals = withdrawals_tree(self._withdrawals)
+        exchange = self._ledger.exchange
         header = CheckpointHeader(
             seq=self.previous.seq + 1,
             prev_hash=self.previous.hash,
@@ -255,9 +232,9 @@ class BatchBuilder:
             deposit_prefix_hash=self._deposit_prefix,
             forced_cursor=self._forced_cursor,
             forced_prefix_hash=self._forced_prefix,
-            withdrawals_root=withdrawals.root,
-            withdrawal_count=len(self._withdrawals),
-            withdrawal_total=sum(w.amount for w in self._withdrawals),
+            withdrawals_root=exchange.withdrawals_root,
+            withdrawal_count=exchange.withdrawal_count,
+            withdrawal_total=exchange.withdrawal_total,
             batch_hash=batch_hash(data),
             trace_root=trace.root,
             record_count=len(self._records),
@@ -268,7 +245,8 @@ class BatchBuilder:
             header=header,
             data=data,
             transitions=tuple(self._transitions),
-            withdrawals=tuple(self._withdrawals),
+            withdrawals=tuple(self._ledger.withdrawals(self._first_withdrawal)),
             roots_after=tuple(self._roots_after),
             records=tuple(self._records),
+            first_withdrawal=self._first_withdrawal,
         )

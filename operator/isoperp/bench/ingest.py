@@ -28,7 +28,7 @@ from isoperp.chain.genesis import DEFAULT_MARKETS
 from isoperp.errors import TransitionRejected
 from isoperp.exchange.engine import Engine
 from isoperp.ledger.ledger import Ledger
-from isoperp.ledger.markets import DEVNET_ORACLE
+from isoperp.ledger.markets import DEVNET_OPERATOR, DEVNET_ORACLE
 from isoperp.ledger.model import Market
 from isoperp.ledger.transitions import CancelOrder, Deposit, Fill, MarginTransfer, PlaceOrder
 from isoperp.protocol.constants import ORDER_SLOTS, TIF_GTC, TIF_IOC
@@ -95,7 +95,7 @@ class _Grid:
 def _setup(
     accounts: int, markets: Sequence[Market]
 ) -> tuple[Ledger, BatchBuilder, list[bytes], _Grid]:
-    ledger = Ledger.genesis(markets, DOMAIN, DEVNET_ORACLE)
+    ledger = Ledger.genesis(markets, DOMAIN, DEVNET_ORACLE, fee_recipient=DEVNET_OPERATOR)
     grid = _Grid.of(markets[0])
     m = grid.market_id
     keys = [bytes(Account.from_key((i + 1).to_bytes(32, "big")).key) for i in range(accounts)]

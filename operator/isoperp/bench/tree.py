@@ -21,7 +21,7 @@ from eth_account import Account
 
 from isoperp.chain.genesis import DEFAULT_MARKETS
 from isoperp.ledger.ledger import Ledger
-from isoperp.ledger.markets import DEVNET_ORACLE
+from isoperp.ledger.markets import DEVNET_OPERATOR, DEVNET_ORACLE
 from isoperp.ledger.transitions import Deposit, Fill, MarginTransfer, PlaceOrder
 from isoperp.protocol.constants import TIF_GTC
 from isoperp.protocol.signing import Domain, sign_request
@@ -57,7 +57,9 @@ class TreeReport:
 
 
 def _setup(accounts: int) -> Ledger:
-    ledger = Ledger.genesis(DEFAULT_MARKETS, DOMAIN, DEVNET_ORACLE)
+    ledger = Ledger.genesis(
+        DEFAULT_MARKETS, DOMAIN, DEVNET_ORACLE, fee_recipient=DEVNET_OPERATOR
+    )
     for i in range(accounts):
         key = (i + 1).to_bytes(32, "big")
         owner = Account.from_key(key).address

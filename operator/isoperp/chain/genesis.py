@@ -182,7 +182,10 @@ def market_config(market: Market) -> dict[str, int | str]:
 def genesis_state_root(markets: Iterable[Market]) -> bytes:
     """The genesis root: the market leaves, the insurance account and the exchange leaf of zeros
     (the domain and the oracle do not enter it)."""
-    return Ledger.genesis(markets, Domain(0, "0x" + "00" * 20), DEVNET_ORACLE).state_root
+    ledger = Ledger.genesis(
+        markets, Domain(0, "0x" + "00" * 20), DEVNET_ORACLE, fee_recipient=DEVNET_ORACLE
+    )
+    return ledger.state_root
 
 
 def constructor_args(markets: Sequence[Market]) -> tuple[list[bytes], list[str]]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from hexbytes import HexBytes
 
-from isoperp.batch.builder import trace_tree, withdrawal_leaf, withdrawals_tree
+from isoperp.batch.builder import trace_tree
 from isoperp.chain.contracts import System
 from isoperp.chain.events import CheckpointLog, QueuedDeposit, QueuedForced
 from isoperp.chain.genesis import read_genesis
@@ -47,9 +47,10 @@ class InvalidCheckpoint(ProtocolError):
 
 @dataclass(frozen=True, slots=True)
 class PostedCheckpoint:
-    """A checkpoint as L1 has it. ``withdrawals`` and ``slots`` (the withdrawals-tree slot each
-    transition filled, or None) are known once the batch was replayed (``replay``): forced payouts
-    depend on the state, not only on the records."""
+    """A checkpoint as L1 has it. ``withdrawals`` (the leaves its batch appended to the global
+    withdrawals tree, from index ``header.withdrawal_count - len(withdrawals)`` on) and ``slots``
+    (the global withdrawals-tree index each transition filled, or None) are known once the batch
+    was replayed (``replay``): forced payouts depend on the state, not only on the records."""
 
     header: CheckpointHeader
     data: bytes
@@ -137,7 +138,10 @@ def genesis_ledger(system: System) -> Ledger:
     deployment = system.deployment
     genesis = read_genesis(system.client.w3, deployment.settlement, block=deployment.deploy_block)
     oracle = deployment.oracle or str(system.settlement.functions.oracle().call())
-    ledger = Ledger.genesis(genesis.markets, system.domain, oracle)
+    # the fee recipient is the Settlement's operator (FEE_COLLECT pays it)
+    ledger = Ledger.genesis(
+        genesis.markets, system.domain, oracle, fee_recipient=deployment.operator
+    )
     if "0x" + genesis.state_root.hex() != deployment.genesis_state_root.lower():
         raise ProtocolError(
             f"the Settlement's genesis root 0x{genesis.state_root.hex()} is not the deployment "
@@ -170,23 +174,25 @@ def check_commitments(checkpoint: PostedCheckpoint) -> None:
 
 
 def replay(ledger: Ledger, checkpoint: PostedCheckpoint) -> PostedCheckpoint:
-    """Re-executes one checkpoint's batch on ``ledger`` and returns the checkpoint with its
-    withdrawal leaves, after checking everything the batch data proves: the header's commitments
-    (``check_commitments``), that the rules accept every record (the only no-ops a batch may carry
-    are the forced requests the ledger serves as no-ops), that the ledger reaches every published
-    ``stateRootAfter_i``, the final state root and the withdrawals root.
+    """Re-executes one checkpoint's batch on ``ledger`` and returns the checkpoint with the
+    withdrawal leaves it appended to the global withdrawals tree, after checking everything the
+    batch data proves: the header's commitments (``check_commitments``), that the rules accept
+    every record (the only no-ops a batch may carry are the forced requests the ledger serves as
+    no-ops, and DepositRejected), that the ledger reaches every published ``stateRootAfter_i``, the
+    final state root and the withdrawal fields (the exchange leaf's root, count and total).
 
     Raises InvalidCheckpoint naming the first bad record; ``ledger`` then holds the state after
     the records before it (rebuild a fresh one to go on)."""
     check_commitments(checkpoint)
     seq = checkpoint.header.seq
-    leaves: list[WithdrawalLeaf] = []
+    first = ledger.exchange.withdrawal_count
     slots: list[int | None] = []
     for i, (t, root_after) in enumerate(
         zip(checkpoint.transitions, checkpoint.roots_after, strict=True)
     ):
+        before = ledger.exchange.withdrawal_count
         try:
-            result = ledger.apply(t)
+            ledger.apply(t)
         except TransitionRejected as exc:
             raise InvalidCheckpoint(seq, i, exc.reason, exc.message) from exc
         if ledger.state_root != root_after:
@@ -196,10 +202,7 @@ def replay(ledger: Ledger, checkpoint: PostedCheckpoint) -> PostedCheckpoint:
                 "root_mismatch",
                 f"re-executed root 0x{ledger.state_root.hex()} != published 0x{root_after.hex()}",
             )
-        leaf = withdrawal_leaf(t, result)
-        slots.append(None if leaf is None else len(leaves))
-        if leaf is not None:
-            leaves.append(leaf)
+        slots.append(before if ledger.exchange.withdrawal_count > before else None)
     if ledger.state_root != checkpoint.header.state_root:
         raise InvalidCheckpoint(
             seq,
@@ -208,10 +211,19 @@ def replay(ledger: Ledger, checkpoint: PostedCheckpoint) -> PostedCheckpoint:
             f"re-executed root 0x{ledger.state_root.hex()} "
             f"!= posted 0x{checkpoint.header.state_root.hex()}",
         )
-    if withdrawals_tree(leaves).root != checkpoint.header.withdrawals_root:
+    ex, header = ledger.exchange, checkpoint.header
+    if (ex.withdrawals_root, ex.withdrawal_count, ex.withdrawal_total) != (
+        header.withdrawals_root,
+        header.withdrawal_count,
+        header.withdrawal_total,
+    ):
         raise InvalidCheckpoint(
-            seq, None, "withdrawals_mismatch", "withdrawals root does not match its batch"
+            seq,
+            None,
+            "withdrawals_mismatch",
+            "withdrawals root, count or total do not match the state's exchange leaf",
         )
+    leaves: list[WithdrawalLeaf] = ledger.withdrawals(first)
     return dataclasses.replace(checkpoint, withdrawals=tuple(leaves), slots=tuple(slots))
 
 

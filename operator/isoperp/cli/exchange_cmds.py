@@ -201,33 +201,37 @@ def withdraw(
 
 
 @click.command()
-@click.option("--seq", type=int, default=None, help="Only this checkpoint.")
-@click.option("--index", type=int, default=None, help="Only this withdrawal index (with --seq).")
+@click.option(
+    "--seq", type=int, default=None, help="Only withdrawals this checkpoint added."
+)
+@click.option(
+    "--index", type=int, default=None, help="Only this withdrawal (global withdrawals-tree index)."
+)
 @account_option
 @key_option
 @click.pass_obj
 def claim(
     state: CliState, seq: int | None, index: int | None, account_index: int | None, key: str | None
 ) -> None:
-    """Claim your finalized withdrawals on L1 (proofs are rebuilt from L1 data)."""
+    """Claim your finalized withdrawals on L1 (proofs against the newest finalized checkpoint,
+    rebuilt from L1 data)."""
     signer = resolve_signer(account_index, key, default_index=1)
     system = state.system(signer)
     _, checkpoints = rebuild(system)
     mine = [
         w
         for w in claims.withdrawal_statuses(system, checkpoints, recipient=signer.address)
-        if (seq is None or w.seq == seq) and (index is None or w.index == index)
+        if (seq is None or w.added_seq == seq) and (index is None or w.index == index)
     ]
-    if seq is not None and not mine:
-        raise ConfigError(
-            f"no withdrawal to {signer.address} in checkpoint {seq}", code="not_found"
-        )
+    if (seq is not None or index is not None) and not mine:
+        where = f"in checkpoint {seq}" if index is None else f"with index {index}"
+        raise ConfigError(f"no withdrawal to {signer.address} {where}", code="not_found")
     todo = [w for w in mine if not w.claimed]
     if not todo:
         console.print("nothing to claim")
         return
     now = int(system.client.w3.eth.get_block("latest")["timestamp"])
-    if seq is None:
+    if seq is None and index is None:
         pending = [w for w in todo if not w.finalized]
         for w in pending:
             console.print(
@@ -274,7 +278,8 @@ def status(state: CliState, address: str | None, account_index: int | None) -> N
             else ("claimable" if w.finalized else f"final in {max(0, w.finalizes_at - now)}s")
         )
         table.add_row(
-            f"withdrawal {w.seq}/{w.index}", f"{format_usdc(w.leaf.amount)} ({state_text})"
+            f"withdrawal {w.index} (checkpoint {w.added_seq})",
+            f"{format_usdc(w.leaf.amount)} ({state_text})",
         )
     table.add_row("vault holds", format_usdc(vault_balance))
     console.print(table)

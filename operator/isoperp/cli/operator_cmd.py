@@ -13,10 +13,11 @@ from isoperp.api.app import create_app
 from isoperp.api.bridge import OperatorBridge
 from isoperp.api.server import DEFAULT_HOST, DEFAULT_PORT, ApiServer
 from isoperp.cli.context import CliState, resolve_signer
-from isoperp.errors import TransientChainError
+from isoperp.errors import ConfigError, TransientChainError
 from isoperp.service.cadence import Cadence
 from isoperp.service.inbox import Inbox
-from isoperp.service.operator import CycleReport, OperatorService
+from isoperp.service.operator import FEE_THRESHOLD, CycleReport, OperatorService
+from isoperp.units import format_usdc, parse_usdc
 
 console = Console(soft_wrap=True)
 logger = logging.getLogger(__name__)
@@ -42,9 +43,20 @@ def _show(report: CycleReport, *, quiet_idle: bool = False) -> None:
     console.print(
         f"posted checkpoint [bold]#{h.seq}[/]: {report.deposits} deposit(s), "
         f"{report.forced} forced request(s), {report.requests} request(s), "
-        f"{report.fills} fill(s), {h.withdrawal_count} withdrawal(s), "
+        f"{report.fills} fill(s), {len(report.posted.withdrawals)} withdrawal(s), "
         f"{len(report.posted.data)} bytes, gas {report.gas_used}, root 0x{h.state_root.hex()[:16]}…"
     )
+    if report.deposits_rejected:
+        console.print(f"{report.deposits_rejected} deposit(s) could not be credited: refunded")
+    if report.fees_collected:
+        console.print(f"collected {format_usdc(report.fees_collected)} of fees")
+
+
+def _fee_threshold(ctx: click.Context, param: click.Parameter, value: str) -> int:
+    try:
+        return parse_usdc(value)
+    except ConfigError as exc:
+        raise click.BadParameter(exc.message) from exc
 
 
 @operator.command()
@@ -63,6 +75,14 @@ def _show(report: CycleReport, *, quiet_idle: bool = False) -> None:
     help="With --interval T: post as soon as N fills are waiting, else every T seconds.",
 )
 @click.option("--post-empty", is_flag=True, help="Post a checkpoint even with nothing to include.")
+@click.option(
+    "--fee-threshold",
+    default=str(FEE_THRESHOLD // 10**6),
+    show_default=True,
+    callback=_fee_threshold,
+    metavar="USDC",
+    help="Collect the fees (FEE_COLLECT: 20% to the insurance fund) once they exceed this.",
+)
 @click.option(
     "--api/--no-api",
     "serve_api",
@@ -93,6 +113,7 @@ def run(
     interval: float | None,
     batch_fills: int | None,
     post_empty: bool,
+    fee_threshold: int,
     serve_api: bool,
     api_host: str,
     api_port: int,
@@ -112,7 +133,7 @@ def run(
         raise click.UsageError("--batch-fills needs --interval S")
     signer = resolve_signer(account_index, key, default_index=0)
     system = state.system(signer)
-    service = OperatorService(system, state.inbox())
+    service = OperatorService(system, state.inbox(), fee_threshold=fee_threshold)
     if once:
         _show(service.run_once(post_empty=post_empty))
         return

@@ -9,9 +9,12 @@ the tree at once, so ``state_root`` only rehashes the dirty paths.
 INVARIANTS (hold after every accepted transition; ``check_invariants`` verifies them):
 
 1. Conservation: ``sum(account.collateral) + sum(position.quote) + sum(pending funding) +
-   exchange.fee_balance + exchange.insurance_fund + funding_dust == deposits - withdrawals`` with
-   ``funding_dust >= 0``. Deposits and withdrawals move collateral across the boundary; every
-   other transition moves value between leaves. Funding is booked lazily (on touch) and floors
+   exchange.fee_balance + exchange.insurance_fund + funding_dust == deposits -
+   exchange.withdrawal_total`` with ``funding_dust >= 0``, where ``deposits`` sums every deposit
+   the ledger took off the queue (credited or rejected) and ``withdrawal_total`` every leaf of the
+   withdrawals tree (withdrawals, forced payouts, deposit refunds, the fee recipient's part of
+   collected fees). Those two move collateral across the boundary; every other transition moves
+   value between leaves. Funding is booked lazily (on touch) and floors
    every payment, so the dust it leaves behind is never negative and grows by less than 1
    micro-USDC per settlement (PROTOCOL.md 3.4).
 2. No negative balance: ``collateral >= 0`` and ``fee_balance >= 0`` (the leaf types are
@@ -25,6 +28,10 @@ INVARIANTS (hold after every accepted transition; ``check_invariants`` verifies 
    address, collateral 0, from genesis), one per owner address, never deleted.
 6. ``state_root`` equals the root of a tree rebuilt from scratch from the encodings of all
    leaves.
+7. The exchange leaf commits to the global append-only withdrawals tree (depth 32): its
+   ``withdrawals_root`` is the root of the leaves appended so far, ``withdrawal_count`` their
+   number and ``withdrawal_total`` the sum of their amounts. A paying record appends its leaf
+   ``(accountId, recipient, amount)`` at index ``withdrawal_count`` in the same transition.
 
 REJECTION REASONS (``TransitionRejected.reason``):
 
@@ -33,7 +40,16 @@ REJECTION REASONS (``TransitionRejected.reason``):
   signature that is not 65 bytes, an order slot >= 64), ``overflow`` (a result would leave its
   leaf range).
 - Deposit: ``deposit_out_of_order``, ``bad_account_id``, ``accounts_full``, ``bad_amount`` (0),
-  ``insurance_account`` (a deposit for the zero address, which owns the insurance account).
+  ``insurance_account`` (a deposit for the zero address, which owns the insurance account),
+  ``collateral_overflow`` (the account cannot hold that much more). A deposit rejected for
+  ``accounts_full`` or ``collateral_overflow`` is served as DepositRejected instead.
+- DepositRejected (refunds a deposit that cannot be credited, through a withdrawal leaf
+  ``(0xFFFFFFFF, owner, amount)``): ``deposit_out_of_order``, ``bad_amount`` (0),
+  ``insurance_account``, ``bad_account_id`` (not the owner's account, or not ``next_account_id``
+  for a new owner), ``deposit_creditable`` (the deposit can be credited: a new owner while ids are
+  left, or an account that can hold the amount), ``overflow``.
+- FeeCollect: ``bad_amount`` (0), ``insufficient_fees`` (more than ``fee_balance``),
+  ``overflow``.
 - Withdraw / MarginTransfer: ``unknown_account``, ``bad_signature``, ``bad_nonce``, ``bad_amount``
   (0), ``insufficient_collateral``; Withdraw also ``bad_recipient`` (the zero address);
   MarginTransfer also ``unknown_market``, ``no_position`` (moving out of a missing position),
@@ -89,6 +105,7 @@ from isoperp.errors import (
 from isoperp.hashing import keccak256
 from isoperp.ledger import arith, risk
 from isoperp.ledger.model import (
+    WITHDRAWALS_CAPACITY,
     Account,
     Exchange,
     Leaf,
@@ -102,6 +119,8 @@ from isoperp.ledger.transitions import (
     CancelOrder,
     Deleverage,
     Deposit,
+    DepositRejected,
+    FeeCollect,
     Fill,
     ForcedExit,
     ForcedWithdraw,
@@ -121,6 +140,7 @@ from isoperp.protocol.constants import (
     FLAG_REDUCE_ONLY,
     FUNDING_RATE_CAP_MULTIPLE,
     INSURANCE_ACCOUNT,
+    INSURANCE_FEE_SHARE_PPM,
     LEAF_SALT,
     LIQUIDATION_FEE_PPM,
     MAX_ACCOUNTS,
@@ -130,11 +150,15 @@ from isoperp.protocol.constants import (
     ORDER_SLOTS,
     PPM,
     STATE_TREE_DEPTH,
+    SYSTEM_WITHDRAWAL_ACCOUNT,
     TIF_FOK,
     TIF_GTC,
     TIF_IOC,
+    UINT128_MAX,
+    WITHDRAWAL_TREE_DEPTH,
     ZERO_ADDRESS,
 )
+from isoperp.protocol.header import WithdrawalLeaf
 from isoperp.protocol.leaves import (
     EXCHANGE_INDEX,
     account_index,
@@ -152,7 +176,7 @@ from isoperp.protocol.leaves import (
 )
 from isoperp.protocol.records import BY_CLASS
 from isoperp.protocol.signing import NO_SIGNATURE, Domain, recover_signer, request_digest
-from isoperp.tree.merkle import EMPTY, SparseMerkleTree, hash_leaf
+from isoperp.tree.merkle import EMPTY, AppendOnlyTree, SparseMerkleTree, hash_leaf
 
 # ------------------------------------------------------------------------------------------------
 # Results of accepted transitions
@@ -171,13 +195,45 @@ class AppliedDeposit:
 
 @dataclass(frozen=True, slots=True)
 class AppliedWithdraw:
-    """Free collateral left the account; the batch builder appends
-    ``(account_id, recipient, amount)`` to the checkpoint's withdrawals tree."""
+    """Free collateral left the account: ``(account_id, recipient, amount)`` was appended to the
+    global withdrawals tree at ``withdrawal_index``."""
 
     account_id: int
     recipient: str
     amount: int
     collateral: int
+    touched: tuple[int, ...]
+    withdrawal_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedDepositRejected:
+    """Deposit ``deposit_index`` could not be credited (``reason``: ``accounts_full`` or
+    ``collateral_overflow``); the cursor advanced and ``(0xFFFFFFFF, owner, amount)`` was appended
+    to the withdrawals tree at ``withdrawal_index`` (the refund)."""
+
+    deposit_index: int
+    account_id: int
+    owner: str
+    amount: int
+    reason: str
+    withdrawal_index: int
+    touched: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedFeeCollect:
+    """``amount`` left the fee balance: ``to_insurance`` (20%, floored) went to the insurance fund
+    and ``paid`` to ``recipient`` (the fee recipient) through the withdrawals tree, at
+    ``withdrawal_index`` (None when ``paid`` is 0)."""
+
+    amount: int
+    to_insurance: int
+    paid: int
+    recipient: str
+    fee_balance: int
+    insurance_fund: int
+    withdrawal_index: int | None
     touched: tuple[int, ...]
 
 
@@ -349,6 +405,7 @@ class AppliedForcedWithdraw:
     collateral: int | None
     noop: str | None
     touched: tuple[int, ...]
+    withdrawal_index: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,6 +438,7 @@ class AppliedForcedExit:
     open_interest: int
     noop: str | None
     touched: tuple[int, ...]
+    withdrawal_index: int | None = None
 
 
 Applied: TypeAlias = (
@@ -397,6 +455,8 @@ Applied: TypeAlias = (
     | AppliedDeleverage
     | AppliedForcedWithdraw
     | AppliedForcedExit
+    | AppliedDepositRejected
+    | AppliedFeeCollect
 )
 
 
@@ -602,8 +662,12 @@ class _Leg:
         )
 
 
-# A plan: the result, the leaves to write, and the position keys to delete.
-_Plan: TypeAlias = tuple[Applied, tuple[Leaf, ...], tuple[tuple[int, int], ...]]
+# A plan: the result, the leaves to write (a WithdrawalLeaf among them is appended to the
+# withdrawals tree; the exchange leaf written with it already holds the root after the append),
+# and the position keys to delete.
+_Plan: TypeAlias = tuple[
+    Applied, tuple[Leaf | WithdrawalLeaf, ...], tuple[tuple[int, int], ...]
+]
 
 _NO_DELETES: Final[tuple[tuple[int, int], ...]] = ()
 
@@ -611,9 +675,12 @@ _NO_DELETES: Final[tuple[tuple[int, int], ...]] = ()
 class Ledger:
     """The exchange state and its Merkle commitment; ``apply`` is the state transition function.
 
-    Build one with ``Ledger.genesis(markets, domain, oracle)`` (or ``Ledger.from_leaves`` to
-    resume from a snapshot of leaves). ``oracle`` is the address whose EIP-712 signature PRICE
-    records need. See the module docstring for the invariants.
+    Build one with ``Ledger.genesis(markets, domain, oracle, fee_recipient=...)`` (or
+    ``Ledger.from_leaves`` to resume from a snapshot of leaves). ``oracle`` is the address whose
+    EIP-712 signature PRICE records need; ``fee_recipient`` (the Settlement's operator) is paid the
+    operator's part of FEE_COLLECT. Besides the state tree the ledger keeps the global withdrawals
+    tree (its leaves, and the frontier that gives its root); the exchange leaf commits to it.
+    See the module docstring for the invariants.
     """
 
     __slots__ = (
@@ -625,11 +692,14 @@ class Ledger:
         "_owners",
         "_positions",
         "_tree",
+        "_withdrawals",
+        "_wtree",
         "domain",
+        "fee_recipient",
         "oracle",
     )
 
-    def __init__(self, domain: Domain, oracle: str) -> None:
+    def __init__(self, domain: Domain, oracle: str, *, fee_recipient: str) -> None:
         """An empty ledger (no markets, no exchange leaf): use ``genesis`` or ``from_leaves``."""
         if not isinstance(domain, Domain):
             raise TypeError(f"domain must be a signing.Domain, got {type(domain).__name__}")
@@ -639,23 +709,33 @@ class Ledger:
             raise ConfigError(f"oracle: {exc}") from exc
         if int(self.oracle, 16) == 0:
             raise ConfigError("the oracle cannot be the zero address")
+        try:
+            self.fee_recipient = checksum_address(fee_recipient)
+        except ValueError as exc:
+            raise ConfigError(f"fee_recipient: {exc}") from exc
+        if int(self.fee_recipient, 16) == 0:
+            raise ConfigError("the fee recipient cannot be the zero address")
         self.domain = domain
         self._accounts: dict[int, Account] = {}
         self._owners: dict[str, int] = {}  # lower-case owner address -> account id
         self._positions: dict[tuple[int, int], Position] = {}
         self._orders: dict[tuple[int, int], Order] = {}  # (account id, slot) -> order
         self._markets: dict[int, Market] = {}
-        self._exchange = Exchange(0, 0, 0, 0, 0)
+        self._exchange = Exchange.genesis()
         self._leaves: dict[int, bytes] = {}
         self._tree = SparseMerkleTree(STATE_TREE_DEPTH)
+        self._withdrawals: list[WithdrawalLeaf] = []
+        self._wtree = AppendOnlyTree(WITHDRAWAL_TREE_DEPTH)
 
     # -- construction ---------------------------------------------------------------------------
 
     @classmethod
-    def genesis(cls, markets: Iterable[Market], domain: Domain, oracle: str) -> Ledger:
+    def genesis(
+        cls, markets: Iterable[Market], domain: Domain, oracle: str, *, fee_recipient: str
+    ) -> Ledger:
         """The genesis state: the market leaves, the insurance account and an exchange leaf of
-        zeros."""
-        ledger = cls(domain, oracle)
+        zeros with the empty withdrawals tree's root (``Exchange.genesis``)."""
+        ledger = cls(domain, oracle, fee_recipient=fee_recipient)
         for market in markets:
             if not isinstance(market, Market):
                 raise ConfigError(f"not a Market: {market!r}")
@@ -665,17 +745,27 @@ class Ledger:
                 raise ConfigError(f"market {market.market_id} has open interest at genesis")
             ledger._put_market(market)
         ledger._put_account(Account(INSURANCE_ACCOUNT, ZERO_ADDRESS, 0, 0))
-        ledger._put_exchange(Exchange(0, 0, 0, 0, 0))
+        ledger._put_exchange(Exchange.genesis())
         return ledger
 
     @classmethod
     def from_leaves(
-        cls, leaves: Iterable[tuple[int, bytes]], domain: Domain, oracle: str
+        cls,
+        leaves: Iterable[tuple[int, bytes]],
+        domain: Domain,
+        oracle: str,
+        *,
+        fee_recipient: str,
+        withdrawals: Iterable[WithdrawalLeaf] = (),
     ) -> Ledger:
-        """A ledger holding exactly the given ``(index, leaf bytes)`` (e.g. a snapshot); checks that
+        """A ledger holding exactly the given ``(index, leaf bytes)`` (e.g. a snapshot) and the
+        withdrawals tree of ``withdrawals`` (every leaf since genesis, in order); checks that
         every leaf sits at its own index and that the state is consistent (``check_invariants``
-        without conservation). Raises ``ProtocolError``."""
-        ledger = cls(domain, oracle)
+        without conservation, so the exchange leaf must commit to exactly those withdrawals).
+        Raises ``ProtocolError``."""
+        ledger = cls(domain, oracle, fee_recipient=fee_recipient)
+        for w in withdrawals:
+            ledger._put_withdrawal(w)
         seen_exchange = False
         for index, data in leaves:
             leaf = decode_leaf(data)
@@ -704,6 +794,9 @@ class Ledger:
         other = Ledger.__new__(Ledger)
         other.domain = self.domain
         other.oracle = self.oracle
+        other.fee_recipient = self.fee_recipient
+        other._withdrawals = list(self._withdrawals)
+        other._wtree = self._wtree.copy()
         other._accounts = dict(self._accounts)
         other._owners = dict(self._owners)
         other._positions = dict(self._positions)
@@ -779,6 +872,24 @@ class Ledger:
         """The ``STATE_TREE_DEPTH`` sibling hashes of ``index``, bottom-up."""
         return self._tree.proof(index)
 
+    def withdrawals(self, start: int = 0, end: int | None = None) -> list[WithdrawalLeaf]:
+        """The leaves of the global withdrawals tree with index in ``[start, end)``."""
+        return self._withdrawals[start:end]
+
+    def withdrawals_tree(self, count: int | None = None) -> SparseMerkleTree:
+        """The withdrawals tree holding its first ``count`` leaves (all by default): the tree as
+        it was when the exchange leaf's ``withdrawal_count`` was ``count`` (it is append-only), so
+        its proofs verify against that state's ``withdrawals_root``. O(count)."""
+        size = len(self._withdrawals) if count is None else count
+        if not 0 <= size <= len(self._withdrawals):
+            raise ProtocolError(
+                f"the withdrawals tree never had {size} leaves ({len(self._withdrawals)} now)",
+                code="bad_index",
+            )
+        return AppendOnlyTree.sparse(
+            WITHDRAWAL_TREE_DEPTH, (w.leaf_hash for w in self._withdrawals[:size])
+        )
+
     def total_liabilities(self) -> int:
         """``sum(collateral) + sum(position quote) + insurance_fund + fee_balance`` (booked
         balances; pending funding is not included)."""
@@ -811,12 +922,14 @@ class Ledger:
     def check_invariants(
         self, net_deposits: int | None = None, *, max_funding_dust: int | None = None
     ) -> None:
-        """Verifies invariants 2-5 (and 1 when ``net_deposits`` = deposits - withdrawals is given;
+        """Verifies invariants 2-5 and 7 (and 1 when ``net_deposits`` = deposits taken off the
+        queue - ``exchange.withdrawal_total`` is given;
         ``max_funding_dust`` bounds the dust from above, e.g. by the number of funding
         settlements). O(state). Raises ``InvariantViolation`` on the first violation."""
         self._check_accounts()
         self._check_positions()
         self._check_orders()
+        self._check_withdrawals()
         if net_deposits is not None:
             dust = self.funding_dust(net_deposits)
             if dust < 0 or (max_funding_dust is not None and dust > max_funding_dust):
@@ -862,6 +975,19 @@ class Ledger:
                     f"!= {longs[market_id]}"
                 )
 
+    def _check_withdrawals(self) -> None:
+        ex = self._exchange
+        if (
+            ex.withdrawal_count != len(self._withdrawals)
+            or ex.withdrawals_root != self._wtree.root
+            or ex.withdrawal_total != sum(w.amount for w in self._withdrawals)
+        ):
+            raise InvariantViolation(
+                f"the exchange leaf's withdrawals ({ex.withdrawal_count} leaves, total "
+                f"{ex.withdrawal_total}) do not match the withdrawals tree "
+                f"({len(self._withdrawals)} leaves)"
+            )
+
     def _check_orders(self) -> None:
         for (account_id, slot), order in self._orders.items():
             if account_id not in self._accounts:
@@ -899,6 +1025,10 @@ class Ledger:
     def apply(self, t: ForcedWithdraw) -> AppliedForcedWithdraw: ...
     @overload
     def apply(self, t: ForcedExit) -> AppliedForcedExit: ...
+    @overload
+    def apply(self, t: DepositRejected) -> AppliedDepositRejected: ...
+    @overload
+    def apply(self, t: FeeCollect) -> AppliedFeeCollect: ...
 
     def apply(self, t: Transition) -> Applied:
         """Applies ``t`` or raises ``TransitionRejected`` (state unchanged). Returns the
@@ -938,6 +1068,10 @@ class Ledger:
     def validate(self, t: ForcedWithdraw) -> AppliedForcedWithdraw: ...
     @overload
     def validate(self, t: ForcedExit) -> AppliedForcedExit: ...
+    @overload
+    def validate(self, t: DepositRejected) -> AppliedDepositRejected: ...
+    @overload
+    def validate(self, t: FeeCollect) -> AppliedFeeCollect: ...
 
     def validate(self, t: Transition) -> Applied:
         """What ``apply(t)`` would return, changing nothing (raises the same rejections)."""
@@ -1159,17 +1293,20 @@ class Ledger:
         if amount == 0:
             raise _reject("bad_amount", "deposit amount must be > 0")
         old = self._accounts.get(account_id)
+        if old is not None and old.collateral + amount > UINT128_MAX:
+            raise _reject(
+                "collateral_overflow",
+                f"account {account_id} holds {old.collateral}: {amount} more leaves uint128",
+            )
         try:
             if old is None:
                 account = Account(account_id, owner, amount, 0)
             else:
                 account = Account(account_id, old.owner, old.collateral + amount, old.nonce)
-            exchange = Exchange(
-                ex.insurance_fund,
-                ex.fee_balance,
-                ex.next_account_id + created,
-                ex.deposit_cursor + 1,
-                ex.forced_cursor,
+            exchange = _rebuild(
+                ex,
+                next_account_id=ex.next_account_id + created,
+                deposit_cursor=ex.deposit_cursor + 1,
             )
         except ValueError as exc:
             raise _overflow(exc) from exc
@@ -1209,10 +1346,16 @@ class Ledger:
             )
         except ValueError as exc:
             raise _overflow(exc) from exc
+        exchange, leaf = self._pay(self._exchange, account.account_id, recipient, amount)
         result = AppliedWithdraw(
-            account.account_id, recipient, amount, new.collateral, (account_index(t.account_id),)
+            account.account_id,
+            recipient,
+            amount,
+            new.collateral,
+            (account_index(t.account_id), EXCHANGE_INDEX),
+            self._exchange.withdrawal_count,
         )
-        return result, (new,), _NO_DELETES
+        return result, (new, exchange, leaf), _NO_DELETES
 
     def _margin_position(
         self, account: Account, market: Market, amount: int
@@ -1666,7 +1809,8 @@ class Ledger:
         amount = t.amount
         exchange, requester, account, noop, touched = self._forced_account(t)
         paid = 0
-        writes: tuple[Leaf, ...] = (exchange,)
+        slot = None
+        writes: tuple[Leaf | WithdrawalLeaf, ...] = (exchange,)
         if noop is None and amount == 0:
             noop = "bad_amount"
         if noop is None:
@@ -1676,7 +1820,9 @@ class Ledger:
                 noop = "nothing_to_withdraw"
             else:  # the nonce counts signed requests only: unchanged
                 account = self._replace(account, collateral=account.collateral - paid)
-                writes = (exchange, account)
+                slot = exchange.withdrawal_count
+                exchange, leaf = self._pay(exchange, account.account_id, requester, paid)
+                writes = (exchange, account, leaf)
         result = AppliedForcedWithdraw(
             t.forced_index,
             t.account_id,
@@ -1686,6 +1832,7 @@ class Ledger:
             None if account is None else account.collateral,
             noop,
             tuple(touched),
+            slot,
         )
         return result, writes, _NO_DELETES
 
@@ -1731,7 +1878,7 @@ class Ledger:
             raise _overflow(exc) from exc
         equity = pos.quote + market.notional(pos.size, market.mark_price)
         paid = max(0, equity)
-        writes: list[Leaf] = []
+        writes: list[Leaf | WithdrawalLeaf] = []
         deletes = [(t.account_id, market_id)]
         insurance_funding = 0
         insurance_position = None
@@ -1763,6 +1910,11 @@ class Ledger:
             if open_interest != market.open_interest:
                 market = self._replace(market, open_interest=open_interest)
                 writes.append(market)
+        slot = None
+        if paid > 0:
+            slot = exchange.withdrawal_count
+            exchange, leaf = self._pay(exchange, t.account_id, requester, paid)
+            writes.append(leaf)
         writes.append(exchange)
         result = AppliedForcedExit(
             t.forced_index,
@@ -1781,12 +1933,130 @@ class Ledger:
             market.open_interest,
             None,
             tuple(touched),
+            slot,
         )
         return result, tuple(writes), tuple(deletes)
 
+    # -- records that only pay out: refunds of deposits that cannot be credited, fee collection --
+
+    def _pay(
+        self, exchange: Exchange, account_id: int, recipient: str, amount: int
+    ) -> tuple[Exchange, WithdrawalLeaf]:
+        """``exchange`` (this plan's exchange leaf so far) with ``(account_id, recipient, amount)``
+        appended to the global withdrawals tree: the root after the append, count + 1,
+        total + amount; and the leaf, for the plan's writes. Rejects ``overflow`` when the tree is
+        full (2^32 leaves) or the total would leave uint128."""
+        leaf = WithdrawalLeaf(account_id, recipient, amount)
+        count = exchange.withdrawal_count
+        if count >= WITHDRAWALS_CAPACITY or exchange.withdrawal_total + amount > UINT128_MAX:
+            raise _reject(
+                "overflow",
+                f"the withdrawals tree ({count} leaves, total {exchange.withdrawal_total}) "
+                f"cannot take {amount} more",
+            )
+        root = self._wtree.root_after(leaf.leaf_hash)
+        return (
+            _rebuild(
+                exchange,
+                withdrawals_root=root,
+                withdrawal_count=count + 1,
+                withdrawal_total=exchange.withdrawal_total + amount,
+            ),
+            leaf,
+        )
+
+    def _plan_deposit_rejected(self, t: DepositRejected) -> _Plan:
+        # field widths: checked in _plan against the record table (protocol.records)
+        deposit_index, account_id, amount = t.deposit_index, t.account_id, t.amount
+        owner = checksum_address(t.owner)
+        ex = self._exchange
+        if deposit_index != ex.deposit_cursor:
+            raise _reject(
+                "deposit_out_of_order",
+                f"deposit {deposit_index} is not the next in the queue ({ex.deposit_cursor})",
+            )
+        if amount == 0:
+            raise _reject("bad_amount", "deposit amount must be > 0")
+        existing = self._owners.get(owner.lower())
+        if existing == INSURANCE_ACCOUNT:
+            raise _reject("insurance_account", "the insurance account never takes deposits")
+        touched = [EXCHANGE_INDEX]
+        if existing is not None:
+            if account_id != existing:
+                raise _reject(
+                    "bad_account_id", f"{owner} owns account {existing}, not {account_id}"
+                )
+            touched.append(account_index(account_id))
+            collateral = self._accounts[account_id].collateral
+            if collateral + amount <= UINT128_MAX:
+                raise _reject(
+                    "deposit_creditable",
+                    f"account {account_id} can take {amount} more collateral: a DEPOSIT",
+                )
+            reason = "collateral_overflow"
+        else:
+            if account_id != ex.next_account_id:
+                raise _reject(
+                    "bad_account_id",
+                    f"a new owner gets account {ex.next_account_id}, not {account_id}",
+                )
+            if account_id < INSURANCE_ACCOUNT:
+                raise _reject(
+                    "deposit_creditable", f"account id {account_id} is free: a DEPOSIT"
+                )
+            reason = "accounts_full"
+        exchange = self._replace(ex, deposit_cursor=ex.deposit_cursor + 1)
+        exchange, leaf = self._pay(exchange, SYSTEM_WITHDRAWAL_ACCOUNT, owner, amount)
+        result = AppliedDepositRejected(
+            deposit_index,
+            account_id,
+            owner,
+            amount,
+            reason,
+            ex.withdrawal_count,
+            tuple(touched),
+        )
+        return result, (exchange, leaf), _NO_DELETES
+
+    def _plan_fee_collect(self, t: FeeCollect) -> _Plan:
+        amount = t.amount  # width checked in _plan (protocol.records)
+        ex = self._exchange
+        if amount == 0:
+            raise _reject("bad_amount", "fee collection amount must be > 0")
+        if amount > ex.fee_balance:
+            raise _reject(
+                "insufficient_fees", f"collecting {amount} of a fee balance of {ex.fee_balance}"
+            )
+        to_insurance = amount * INSURANCE_FEE_SHARE_PPM // PPM
+        paid = amount - to_insurance
+        exchange = self._replace(
+            ex,
+            fee_balance=ex.fee_balance - amount,
+            insurance_fund=ex.insurance_fund + to_insurance,
+        )
+        writes: tuple[Leaf | WithdrawalLeaf, ...] = (exchange,)
+        slot = None
+        if paid > 0:
+            slot = exchange.withdrawal_count
+            exchange, leaf = self._pay(
+                exchange, SYSTEM_WITHDRAWAL_ACCOUNT, self.fee_recipient, paid
+            )
+            writes = (exchange, leaf)
+        result = AppliedFeeCollect(
+            amount,
+            to_insurance,
+            paid,
+            self.fee_recipient,
+            exchange.fee_balance,
+            exchange.insurance_fund,
+            slot,
+            (EXCHANGE_INDEX,),
+        )
+        return result, writes, _NO_DELETES
+
     # -- commit: the only code that mutates the state ----------------------------------------------
 
-    def _put(self, leaf: Leaf) -> None:
+    def _put(self, leaf: Leaf) -> None:  # from_leaves: state leaves only
         if isinstance(leaf, Position):
             self._put_position(leaf)
         elif isinstance(leaf, Order):
@@ -1836,6 +2106,11 @@ class Ledger:
         self._exchange = exchange
         self._write(EXCHANGE_INDEX, encode_exchange(exchange))
 
+    def _put_withdrawal(self, leaf: WithdrawalLeaf) -> None:
+        """Appends ``leaf`` to the withdrawals tree (the plan's exchange leaf holds the root)."""
+        self._withdrawals.append(leaf)
+        self._wtree.append(leaf.leaf_hash)
+
     def _delete_position(self, key: tuple[int, int]) -> None:
         del self._positions[key]
         index = position_index(*key)
@@ -1849,6 +2124,7 @@ _PUTTERS: Final[dict[type, Callable[[Ledger, Any], None]]] = {
     Account: Ledger._put_account,
     Exchange: Ledger._put_exchange,
     Market: Ledger._put_market,
+    WithdrawalLeaf: Ledger._put_withdrawal,
 }
 _POSITION_BASE: Final = position_index(0, 0)
 _ORDER_BASE: Final = order_index(0, 0)
@@ -1868,6 +2144,8 @@ _PLANNERS: Final[dict[type, Callable[[Ledger, Any], _Plan]]] = {
     Deleverage: Ledger._plan_deleverage,
     ForcedWithdraw: Ledger._plan_forced_withdraw,
     ForcedExit: Ledger._plan_forced_exit,
+    DepositRejected: Ledger._plan_deposit_rejected,
+    FeeCollect: Ledger._plan_fee_collect,
 }
 
 

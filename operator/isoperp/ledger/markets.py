@@ -23,6 +23,8 @@ MAKER_FEE_PPM: Final = 100  # 0.01%
 TAKER_FEE_PPM: Final = 500  # 0.05%
 
 DEVNET_ORACLE: Final = "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720"
+DEVNET_OPERATOR: Final = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+"""Anvil account 0: the devnet Settlement's operator, so the ledger's fee recipient."""
 """The devnet oracle: anvil test account 9 of the "test test ... junk" mnemonic
 (``isoperp.devnet.devnet_account(9)``; spelled out here so the ledger does not import the devnet
 tooling, a test holds the two together). It signs the devnet's PRICE records."""

@@ -25,7 +25,14 @@ from isoperp.protocol.constants import (
     ORDER_SLOTS,
     PPM,
     TIF_FOK,
+    WITHDRAWAL_TREE_DEPTH,
 )
+from isoperp.tree.merkle import zero_hashes
+
+EMPTY_WITHDRAWALS_ROOT = zero_hashes(WITHDRAWAL_TREE_DEPTH)[WITHDRAWAL_TREE_DEPTH]
+"""Root of the empty global withdrawals tree, ``Z[32]`` (the genesis exchange leaf's)."""
+WITHDRAWALS_CAPACITY = 1 << WITHDRAWAL_TREE_DEPTH
+"""Leaves the withdrawals tree can hold (``withdrawal_count`` never exceeds it)."""
 
 _HEX_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 
@@ -280,13 +287,18 @@ class Position:
 
 @dataclass(frozen=True, slots=True)
 class Exchange:
-    """The exchange leaf (type 4): insurance fund, fees, account counter, queue cursors."""
+    """The exchange leaf (type 4, v2): insurance fund, fees, account counter, queue cursors, and
+    the global withdrawals tree (its root, the number of leaves and the sum of their amounts,
+    all cumulative since genesis)."""
 
     insurance_fund: int
     fee_balance: int
     next_account_id: int
     deposit_cursor: int
     forced_cursor: int
+    withdrawals_root: bytes
+    withdrawal_count: int
+    withdrawal_total: int
 
     def __post_init__(self) -> None:
         fund, fees, nxt, dc, fc = (
@@ -296,11 +308,14 @@ class Exchange:
             self.deposit_cursor,
             self.forced_cursor,
         )
+        root, count, total = self.withdrawals_root, self.withdrawal_count, self.withdrawal_total
         if (
             type(fund) is int and type(fees) is int and type(nxt) is int and type(dc) is int
-            and type(fc) is int
+            and type(fc) is int and type(root) is bytes and type(count) is int
+            and type(total) is int
             and -_I128 <= fund < _I128 and 0 <= fees < _U128 and 0 <= nxt <= MAX_ACCOUNTS
-            and 0 <= dc < _U64 and 0 <= fc < _U64
+            and 0 <= dc < _U64 and 0 <= fc < _U64 and len(root) == 32
+            and 0 <= count <= WITHDRAWALS_CAPACITY and 0 <= total < _U128
         ):
             return
         self._validate()
@@ -313,6 +328,20 @@ class Exchange:
         _bounded("next_account_id", self.next_account_id, MAX_ACCOUNTS + 1)
         _uint("deposit_cursor", self.deposit_cursor, 64)
         _uint("forced_cursor", self.forced_cursor, 64)
+        if type(self.withdrawals_root) is not bytes:
+            raise TypeError(
+                f"withdrawals_root must be bytes, got {type(self.withdrawals_root).__name__}"
+            )
+        if len(self.withdrawals_root) != 32:
+            raise ValueError(f"withdrawals_root must be 32 bytes, got {len(self.withdrawals_root)}")
+        _uint("withdrawal_count", self.withdrawal_count, 64)
+        _bounded("withdrawal_count", self.withdrawal_count, WITHDRAWALS_CAPACITY + 1)
+        _uint("withdrawal_total", self.withdrawal_total, 128)
+
+    @classmethod
+    def genesis(cls) -> Exchange:
+        """The genesis exchange leaf: zeros and the empty withdrawals tree's root ``Z[32]``."""
+        return cls(0, 0, 0, 0, 0, EMPTY_WITHDRAWALS_ROOT, 0, 0)
 
 
 @dataclass(frozen=True, slots=True)

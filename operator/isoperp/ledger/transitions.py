@@ -175,6 +175,28 @@ class ForcedExit:
     timestamp: int
 
 
+@dataclass(frozen=True, slots=True)
+class DepositRejected:
+    """Deposit ``deposit_index`` of the vault queue cannot be credited (no account id is left for
+    a new owner, or ``owner``'s account ``account_id`` cannot hold ``amount`` more collateral):
+    the deposit cursor advances and ``amount`` is refunded to ``owner`` through the withdrawals
+    tree (leaf account id ``0xFFFFFFFF``). Same fields as ``Deposit``."""
+
+    deposit_index: int
+    account_id: int
+    owner: str
+    amount: int
+    timestamp: int
+
+
+@dataclass(frozen=True, slots=True)
+class FeeCollect:
+    """The operator collects ``amount`` of the fee balance: 20% go to the insurance fund, the rest
+    to the fee recipient (the Settlement's operator) through the withdrawals tree."""
+
+    amount: int
+
+
 ForcedRequest = ForcedWithdraw | ForcedExit
 """Transitions that serve the forced-request queue (records 0x10 / 0x11)."""
 
@@ -221,6 +243,8 @@ Transition = (
     | Deleverage
     | ForcedWithdraw
     | ForcedExit
+    | DepositRejected
+    | FeeCollect
 )
 
 SignedRequest = Withdraw | MarginTransfer | PlaceOrder | CancelOrder | PriceUpdate

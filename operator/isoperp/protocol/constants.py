@@ -8,7 +8,7 @@ PROTOCOL_VERSION: Final = 2
 
 # Trees (section 2 and 4)
 STATE_TREE_DEPTH: Final = 32
-WITHDRAWAL_TREE_DEPTH: Final = 16
+WITHDRAWAL_TREE_DEPTH: Final = 32  # one global append-only tree, its root in the exchange leaf
 TRACE_TREE_DEPTH: Final = 20
 LEAF_SALT: Final = b"\x00"
 NODE_SALT: Final = b"\x01"
@@ -51,6 +51,8 @@ RECORD_BACKSTOP: Final = 0x0B
 RECORD_DELEVERAGE: Final = 0x0C
 RECORD_FORCED_WITHDRAW: Final = 0x10
 RECORD_FORCED_EXIT: Final = 0x11
+RECORD_DEPOSIT_REJECTED: Final = 0x12
+RECORD_FEE_COLLECT: Final = 0x13
 
 # Forced-request queue (section 4.1): the kind byte of a queue entry
 FORCED_KIND_WITHDRAWAL: Final = 1
@@ -59,6 +61,8 @@ FORCED_KIND_EXIT: Final = 2
 # Accounts and orders (section 2)
 INSURANCE_ACCOUNT: Final = (1 << 24) - 1  # exists from genesis, owner = the zero address
 ZERO_ADDRESS: Final = "0x" + "00" * 20
+# accountId of withdrawal leaves that pay no account: deposit refunds and the operator's fees
+SYSTEM_WITHDRAWAL_ACCOUNT: Final = 0xFFFFFFFF
 ORDER_SLOTS: Final = 64  # an order lives in slot nonce % 64 of its account
 TIF_GTC: Final = 0  # good till cancelled
 TIF_IOC: Final = 1  # immediate or cancel
@@ -72,6 +76,7 @@ MAX_PRICE_AGE: Final = 60  # seconds a mark price stays fresh for funding and li
 FUNDING_PERIOD: Final = 28_800  # funding rates are quoted per 8 hours (dYdX)
 FUNDING_RATE_CAP_MULTIPLE: Final = 6  # |rate| <= 600% x (IMF - MMF) (dYdX)
 LIQUIDATION_FEE_PPM: Final = 15_000  # max liquidation penalty, 1.5% of the closed notional
+INSURANCE_FEE_SHARE_PPM: Final = 200_000  # FEE_COLLECT: 20% of the collected fees, to the fund
 
 # Integer ranges
 PPM: Final = 1_000_000

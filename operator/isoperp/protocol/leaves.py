@@ -228,7 +228,8 @@ def encode_market(m: Market) -> bytes:
 
 def encode_exchange(e: Exchange) -> bytes:
     """``abi.encode(uint8 4, int128 insuranceFund, uint128 feeBalance, uint32 nextAccountId,
-    uint64 depositCursor, uint64 forcedCursor)``."""
+    uint64 depositCursor, uint64 forcedCursor, bytes32 withdrawalsRoot, uint64 withdrawalCount,
+    uint128 withdrawalTotal)`` (exchange leaf v2)."""
     return b"".join(
         (
             _W_EXCHANGE,
@@ -237,6 +238,9 @@ def encode_exchange(e: Exchange) -> bytes:
             e.next_account_id.to_bytes(32, "big"),
             e.deposit_cursor.to_bytes(32, "big"),
             e.forced_cursor.to_bytes(32, "big"),
+            e.withdrawals_root,
+            e.withdrawal_count.to_bytes(32, "big"),
+            e.withdrawal_total.to_bytes(32, "big"),
         )
     )
 
@@ -287,7 +291,7 @@ def leaf_hash(leaf: Leaf) -> bytes:
 # Decoding
 
 # Word layouts after the leaf-type word: ("u", bits) unsigned, ("s", bits) signed,
-# ("a", 160) address, ("b", 1) bool.
+# ("a", 160) address, ("b", 1) bool, ("h", 256) bytes32.
 _Layout = tuple[tuple[str, int], ...]
 _LAYOUTS: Final[dict[int, _Layout]] = {
     LEAF_ACCOUNT: (("u", 32), ("a", 160), ("u", 128), ("u", 64)),
@@ -308,7 +312,16 @@ _LAYOUTS: Final[dict[int, _Layout]] = {
         ("u", 64),
         ("u", 64),
     ),
-    LEAF_EXCHANGE: (("s", 128), ("u", 128), ("u", 32), ("u", 64), ("u", 64)),
+    LEAF_EXCHANGE: (
+        ("s", 128),
+        ("u", 128),
+        ("u", 32),
+        ("u", 64),
+        ("u", 64),
+        ("h", 256),
+        ("u", 64),
+        ("u", 128),
+    ),
     LEAF_ORDER: (
         ("u", 32),
         ("u", 8),
@@ -325,7 +338,9 @@ _LAYOUTS: Final[dict[int, _Layout]] = {
 }
 
 
-def _decode_word(word: bytes, kind: str, bits: int, position: int) -> int | str | bool:
+def _decode_word(word: bytes, kind: str, bits: int, position: int) -> int | str | bool | bytes:
+    if kind == "h":
+        return word
     if kind == "b":
         flag = int.from_bytes(word, "big")
         if flag > 1:
@@ -386,7 +401,9 @@ def decode_leaf(data: bytes) -> Leaf:
         raise ProtocolError(f"leaf type {leaf_type}: {exc}", code="bad_leaf") from exc
 
 
-def solidity_struct(leaf: Account | Position | Market | Exchange) -> tuple[int | str, ...]:
+def solidity_struct(
+    leaf: Account | Position | Market | Exchange,
+) -> tuple[int | str | bytes, ...]:
     """The leaf as the Solidity LeafLib struct of its type (every field of the encoding but the
     leading leaf type, which LeafLib writes itself): the argument web3 passes for a leaf."""
     if isinstance(leaf, Account):
@@ -423,4 +440,7 @@ def solidity_struct(leaf: Account | Position | Market | Exchange) -> tuple[int |
         leaf.next_account_id,
         leaf.deposit_cursor,
         leaf.forced_cursor,
+        leaf.withdrawals_root,
+        leaf.withdrawal_count,
+        leaf.withdrawal_total,
     )

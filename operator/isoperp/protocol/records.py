@@ -32,6 +32,8 @@ from isoperp.ledger.transitions import (
     CancelOrder,
     Deleverage,
     Deposit,
+    DepositRejected,
+    FeeCollect,
     Fill,
     ForcedExit,
     ForcedWithdraw,
@@ -50,6 +52,8 @@ from isoperp.protocol.constants import (
     RECORD_CANCEL,
     RECORD_DELEVERAGE,
     RECORD_DEPOSIT,
+    RECORD_DEPOSIT_REJECTED,
+    RECORD_FEE_COLLECT,
     RECORD_FILL,
     RECORD_FORCED_EXIT,
     RECORD_FORCED_WITHDRAW,
@@ -226,6 +230,20 @@ RECORDS: Final[tuple[RecordLayout, ...]] = (
         ForcedExit,
         _fields("forced_index:u64 account_id:u32 market_id:u16 requester:address timestamp:u64"),
         "queue entry, kind 2",
+    ),
+    RecordLayout(
+        RECORD_DEPOSIT_REJECTED,
+        "DepositRejected",
+        DepositRejected,
+        _fields("deposit_index:u64 account_id:u32 owner:address amount:u128 timestamp:u64"),
+        "a deposit that cannot be credited; refunded through the withdrawals tree",
+    ),
+    RecordLayout(
+        RECORD_FEE_COLLECT,
+        "FeeCollect",
+        FeeCollect,
+        _fields("amount:u128"),
+        "collected fees: 20% to the insurance fund, the rest to the fee recipient",
     ),
 )
 

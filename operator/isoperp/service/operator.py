@@ -39,6 +39,8 @@ from isoperp.ledger.transitions import (
     CancelOrder,
     Deleverage,
     Deposit,
+    DepositRejected,
+    FeeCollect,
     ForcedExit,
     ForcedWithdraw,
     Liquidate,
@@ -52,6 +54,8 @@ from isoperp.protocol.constants import ORDER_SLOTS
 from isoperp.service.inbox import Inbox, InboxEntry
 
 FORCED_WITHDRAWAL = 1  # queue entry kinds of the Settlement contract (2: forced exit)
+FEE_THRESHOLD = 1_000 * 10**6  # collect fees once the fee balance exceeds 1,000 USDC
+UNCREDITABLE = ("accounts_full", "collateral_overflow")  # deposits refunded by DEPOSIT_REJECTED
 FUNDING_INTERVAL = 60  # seconds between FUNDING records per market (dYdX: hourly)
 SNAPSHOTS = 8  # ledgers kept for the newest checkpoints (a shallow reorg needs no replay)
 UNDO_CHECKPOINTS = 1_024  # checkpoints whose journal changes stay undoable
@@ -71,6 +75,8 @@ class CycleReport:
     gas_used: int = 0
     tx_hash: str = ""
     deposits: int = 0
+    deposits_rejected: int = 0  # refunded with DEPOSIT_REJECTED (counted in ``deposits`` too)
+    fees_collected: int = 0  # FEE_COLLECT amount (micro-USDC)
     forced: int = 0
     requests: int = 0
     rejected: list[tuple[int, str]] = field(default_factory=list)
@@ -90,13 +96,17 @@ class OperatorService:
         serve_forced: bool = True,
         censor_deposits_from: int | None = None,
         watcher: ChainWatcher | None = None,
+        fee_threshold: int = FEE_THRESHOLD,
     ) -> None:
+        if fee_threshold < 0:
+            raise ValueError(f"fee_threshold must be >= 0, got {fee_threshold}")
         self.system = system
         self.inbox = inbox
         self.serve_forced = serve_forced  # False only in drills: an operator that censors
         # Only in drills: an operator that never includes deposit #n (nor any after it, since
         # deposits are included in queue order) but keeps posting everything else.
         self.censor_deposits_from = censor_deposits_from
+        self.fee_threshold = fee_threshold  # FEE_COLLECT once the fee balance exceeds it
         self.watcher = watcher or ChainWatcher.for_system(system)
         self.ledger: Ledger = genesis_ledger(system)
         self.checkpoints: list[PostedCheckpoint] = []
@@ -242,11 +252,14 @@ class OperatorService:
         cycle = _Cycle(Engine(work, builder, self.system.domain, now=now))
         for entry in self.inbox.open_orders():
             cycle.restore(entry)
-        self._add_deposits(builder, work, previous.deposit_cursor, report)
+        # Forced requests first: a checkpoint that leaves one past its deadline is rejected
+        # on-chain, so a deposit backlog must never crowd them out of a batch.
         if self.serve_forced:
             self._add_forced(builder, cycle, previous.forced_cursor, report)
+        self._add_deposits(builder, work, previous.deposit_cursor, report)
         full = self._add_requests(cycle, report)
         cycle.finish(report)
+        self._collect_fees(builder, work, report)
         report.fills = builder.fills
         if len(builder) and builder.fills < min_fills and not (report.forced or full):
             report.deferred = True
@@ -283,17 +296,43 @@ class OperatorService:
     def _add_deposits(
         self, builder: BatchBuilder, work: Ledger, cursor: int, report: CycleReport
     ) -> None:
+        """Takes the vault's queue in order from ``cursor``. A deposit that cannot be credited
+        (no account id left, or the account cannot hold the amount) is refunded with
+        DEPOSIT_REJECTED instead of stalling the queue."""
         for d in self.watcher.deposits[cursor:]:
             if self.censor_deposits_from is not None and d.index >= self.censor_deposits_from:
                 return
             existing = work.account_id_of(d.owner)
             account_id = existing if existing is not None else work.exchange.next_account_id
+            deposit = Deposit(d.index, account_id, d.owner, d.amount, d.timestamp)
             try:
-                builder.add(Deposit(d.index, account_id, d.owner, d.amount, d.timestamp))
+                try:
+                    builder.add(deposit)
+                except TransitionRejected as exc:
+                    if exc.reason not in UNCREDITABLE:
+                        raise
+                    builder.add(
+                        DepositRejected(d.index, account_id, d.owner, d.amount, d.timestamp)
+                    )
+                    logger.warning("deposit %d refunded: %s", d.index, exc.message)
+                    report.deposits_rejected += 1
             except BatchFull:
                 logger.info("batch full; deposit %d waits for the next checkpoint", d.index)
                 return
             report.deposits += 1
+
+    def _collect_fees(self, builder: BatchBuilder, work: Ledger, report: CycleReport) -> None:
+        """FEE_COLLECT of the whole fee balance once it exceeds ``fee_threshold`` (20% to the
+        insurance fund, the rest to the operator through the withdrawals tree)."""
+        balance = work.exchange.fee_balance
+        if balance <= self.fee_threshold:
+            return
+        try:
+            builder.add(FeeCollect(balance))
+        except BatchFull:
+            logger.info("batch full; fees are collected in the next checkpoint")
+            return
+        report.fees_collected = balance
 
     def _add_forced(
         self, builder: BatchBuilder, cycle: _Cycle, cursor: int, report: CycleReport

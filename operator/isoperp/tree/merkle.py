@@ -178,3 +178,72 @@ class SparseMerkleTree:
         other._levels = [dict(level) for level in self._levels]
         other._dirty = set()
         return other
+
+
+class AppendOnlyTree:
+    """The root of a fixed-``depth`` Merkle tree (same hashing and empty slots as
+    ``SparseMerkleTree``) whose leaves are only ever appended at index ``count``: the global
+    withdrawals tree. It keeps the frontier (one left-subtree root per height, the deposit
+    contract's technique), so an append and the root cost ``O(depth)`` hashes and a copy is
+    ``O(depth)``, whatever the number of leaves. Proofs need every leaf: build a
+    ``SparseMerkleTree`` from them (``sparse``)."""
+
+    __slots__ = ("_branch", "_root", "_zeros", "count", "depth")
+
+    def __init__(self, depth: int) -> None:
+        if not 1 <= depth <= 64:
+            raise ValueError(f"depth must be in [1, 64], got {depth}")
+        self.depth = depth
+        self.count = 0
+        self._zeros = zero_hashes(depth)
+        self._branch: list[bytes] = [EMPTY] * depth
+        self._root = self._zeros[depth]
+
+    @property
+    def root(self) -> bytes:
+        return self._root
+
+    def _walk(self, leaf_hash: bytes) -> tuple[bytes, list[bytes]]:
+        """The root and the frontier after appending ``leaf_hash`` at ``count`` (no mutation)."""
+        if len(leaf_hash) != 32:
+            raise ProtocolError("leaf hash must be 32 bytes", code="bad_leaf")
+        index = self.count
+        if index >> self.depth:
+            raise ProtocolError(f"the tree of depth {self.depth} is full", code="tree_full")
+        branch = list(self._branch)
+        zeros = self._zeros
+        node = leaf_hash
+        stored = False
+        for height in range(self.depth):
+            if (index >> height) & 1:
+                node = hash_node(branch[height], node)
+            else:
+                if not stored:  # the lowest height where the new leaf's subtree is a left child
+                    branch[height] = node
+                    stored = True
+                node = hash_node(node, zeros[height])
+        return node, branch
+
+    def root_after(self, leaf_hash: bytes) -> bytes:
+        """The root once ``leaf_hash`` is appended, without appending it."""
+        return self._walk(leaf_hash)[0]
+
+    def append(self, leaf_hash: bytes) -> int:
+        """Appends ``leaf_hash`` at index ``count``; returns that index."""
+        self._root, self._branch = self._walk(leaf_hash)
+        self.count += 1
+        return self.count - 1
+
+    def copy(self) -> AppendOnlyTree:
+        other = AppendOnlyTree.__new__(AppendOnlyTree)
+        other.depth = self.depth
+        other.count = self.count
+        other._zeros = self._zeros
+        other._branch = list(self._branch)
+        other._root = self._root
+        return other
+
+    @staticmethod
+    def sparse(depth: int, leaf_hashes: Iterable[bytes]) -> SparseMerkleTree:
+        """The ``SparseMerkleTree`` holding ``leaf_hashes`` at indices 0, 1, ... (for proofs)."""
+        return SparseMerkleTree(depth, enumerate(leaf_hashes))

@@ -18,7 +18,7 @@ from isoperp.api import ApiLimits, ApiState, CheckpointView, Feed, ForcedRequest
 from isoperp.api.app import create_app
 from isoperp.api.state import Depth
 from isoperp.ledger.ledger import Ledger
-from isoperp.ledger.markets import DEVNET_MARKETS, DEVNET_ORACLE
+from isoperp.ledger.markets import DEVNET_MARKETS, DEVNET_OPERATOR, DEVNET_ORACLE
 from isoperp.ledger.model import Market
 from isoperp.ledger.transitions import (
     CancelOrder,
@@ -99,7 +99,9 @@ class Exchange:
     forced_list: list[ForcedRequestView] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.ledger = Ledger.genesis((*DEVNET_MARKETS, GRID_USD), DOMAIN, DEVNET_ORACLE)
+        self.ledger = Ledger.genesis(
+            (*DEVNET_MARKETS, GRID_USD), DOMAIN, DEVNET_ORACLE, fee_recipient=DEVNET_OPERATOR
+        )
         self.users = []
         for i in range(3):
             user = User(key_of(i), i)

@@ -1,6 +1,7 @@
-"""The batch builder: header, withdrawals and trace trees, deposit and forced-request prefix chains,
-atomicity."""
+"""The batch builder: header (withdrawal fields copied from the exchange leaf: the global,
+cumulative withdrawals tree), trace tree, deposit and forced-request prefix chains, atomicity."""
 
+import dataclasses
 import random
 
 import eth_abi
@@ -12,15 +13,16 @@ from isoperp.batch.builder import (
     BatchFull,
     deposit_prefix_step,
     forced_prefix_step,
-    withdrawal_leaf,
-    withdrawals_tree,
 )
 from isoperp.errors import TransitionRejected
 from isoperp.hashing import keccak256
 from isoperp.ledger.ledger import Ledger
-from isoperp.ledger.markets import DEVNET_MARKETS, DEVNET_ORACLE
+from isoperp.ledger.markets import DEVNET_MARKETS, DEVNET_OPERATOR, DEVNET_ORACLE
+from isoperp.ledger.model import EMPTY_WITHDRAWALS_ROOT
 from isoperp.ledger.transitions import (
     Deposit,
+    DepositRejected,
+    FeeCollect,
     Fill,
     MarginTransfer,
     PlaceOrder,
@@ -28,7 +30,13 @@ from isoperp.ledger.transitions import (
     forced_request,
 )
 from isoperp.protocol.batch import batch_hash, decode_batch, decode_entries, encode_record
-from isoperp.protocol.constants import MAX_BATCH_RECORDS, TRACE_TREE_DEPTH, WITHDRAWAL_TREE_DEPTH
+from isoperp.protocol.constants import (
+    INSURANCE_ACCOUNT,
+    MAX_BATCH_RECORDS,
+    SYSTEM_WITHDRAWAL_ACCOUNT,
+    TRACE_TREE_DEPTH,
+    WITHDRAWAL_TREE_DEPTH,
+)
 from isoperp.protocol.header import CheckpointHeader, WithdrawalLeaf, trace_leaf_hash
 from isoperp.protocol.signing import Domain, request_digest, sign_digest, sign_request
 from isoperp.tree.merkle import SparseMerkleTree, verify_proof
@@ -51,7 +59,7 @@ def margin(account_id, market_id, amount, nonce, who):
 
 @pytest.fixture
 def ledger():
-    return Ledger.genesis(DEVNET_MARKETS, DOMAIN, DEVNET_ORACLE)
+    return Ledger.genesis(DEVNET_MARKETS, DOMAIN, DEVNET_ORACLE, fee_recipient=DEVNET_OPERATOR)
 
 
 @pytest.fixture
@@ -79,14 +87,23 @@ def test_seal_commits_everything(ledger, genesis):
     # deposit queue: cursor and prefix hash continue the vault's chain
     prefix = deposit_prefix_step(deposit_prefix_step(b"\0" * 32, ts[0]), ts[1])
     assert (h.deposit_cursor, h.deposit_prefix_hash) == (2, prefix)
-    # withdrawals tree: leaf i is the i-th Withdraw record; proofs verify against the header root
-    assert h.withdrawal_count == 2
+    # withdrawals: the exchange leaf's global tree; leaf i is the i-th Withdraw record, proofs
+    # verify against the header root, which is the exchange leaf's
+    ex = ledger.exchange
+    assert (h.withdrawals_root, h.withdrawal_count, h.withdrawal_total) == (
+        ex.withdrawals_root,
+        2,
+        3_000_000,
+    )
+    assert sealed.first_withdrawal == 0
     assert sealed.withdrawals == (
         WithdrawalLeaf(0, ALICE.address, 1_000_000),
         WithdrawalLeaf(0, ALICE.address, 2_000_000),
     )
+    tree = ledger.withdrawals_tree(h.withdrawal_count)
+    assert tree.root == h.withdrawals_root
     for i, leaf in enumerate(sealed.withdrawals):
-        proof = sealed.withdrawal_proof(i)
+        proof = tree.proof(i)
         assert verify_proof(h.withdrawals_root, leaf.leaf_hash, i, proof, WITHDRAWAL_TREE_DEPTH)
     # trace: every record is followed by the root after it in the data; the last root is the
     # state root; leaf i = (i, offset_i, record hash, root after)
@@ -123,7 +140,7 @@ def test_replaying_batch_data_reproduces_the_root(ledger, genesis):
         b.add(sign_request(bytes(who.key), DOMAIN, order))
     b.add(Fill(0, 0, 0, 1, 0, 10, 600_000, 2))
     sealed = b.seal(timestamp=3)
-    fresh = Ledger.genesis(DEVNET_MARKETS, DOMAIN, DEVNET_ORACLE)
+    fresh = Ledger.genesis(DEVNET_MARKETS, DOMAIN, DEVNET_ORACLE, fee_recipient=DEVNET_OPERATOR)
     for t in decode_batch(sealed.data):
         fresh.apply(t)
     assert fresh.state_root == sealed.header.state_root
@@ -181,6 +198,61 @@ def test_empty_batch_seals(ledger, genesis):
     assert h.trace_root == SparseMerkleTree(TRACE_TREE_DEPTH).root
     assert sealed.header.state_root == genesis.state_root
     assert sealed.header.withdrawals_root == SparseMerkleTree(WITHDRAWAL_TREE_DEPTH).root
+    assert sealed.header.withdrawals_root == EMPTY_WITHDRAWALS_ROOT
+    assert (sealed.header.withdrawal_count, sealed.header.withdrawal_total) == (0, 0)
+
+
+def test_withdrawal_fields_are_cumulative_across_batches(ledger, genesis):
+    b1 = BatchBuilder(ledger, genesis)
+    b1.add(Deposit(0, 0, ALICE.address, 5_000_000, 1))
+    b1.add(withdraw(0, 1_000_000, 0))
+    s1 = b1.seal(timestamp=2)
+    b2 = BatchBuilder(ledger, s1.header)
+    assert b2.withdrawal_count == 1  # the next paying record takes global index 1
+    b2.add(withdraw(0, 2_000_000, 1))
+    s2 = b2.seal(timestamp=3)
+    h1, h2 = s1.header, s2.header
+    assert (h1.withdrawal_count, h1.withdrawal_total) == (1, 1_000_000)
+    assert (h2.withdrawal_count, h2.withdrawal_total) == (2, 3_000_000)
+    assert s2.first_withdrawal == 1
+    assert s2.withdrawals == (WithdrawalLeaf(0, ALICE.address, 2_000_000),)
+    # leaf 0 proves against both roots (append-only); leaf 1 only against the second
+    leaf0 = WithdrawalLeaf(0, ALICE.address, 1_000_000).leaf_hash
+    for h in (h1, h2):
+        proof = ledger.withdrawals_tree(h.withdrawal_count).proof(0)
+        assert verify_proof(h.withdrawals_root, leaf0, 0, proof, WITHDRAWAL_TREE_DEPTH)
+    leaf1 = s2.withdrawals[0].leaf_hash
+    assert not verify_proof(
+        h1.withdrawals_root, leaf1, 1, ledger.withdrawals_tree(1).proof(1), WITHDRAWAL_TREE_DEPTH
+    )
+
+
+def test_deposit_rejected_and_fee_collect_pay_through_the_tree(ledger, genesis):
+    b = BatchBuilder(ledger, genesis)
+    _funded_pair(b)  # the fill booked trading fees
+    fees = ledger.exchange.fee_balance
+    assert fees > 0
+    rejected = DepositRejected(2, INSURANCE_ACCOUNT, Account.create().address, 9, 3)
+    # account ids run out (only reachable after 2^24 - 1 accounts: put the counter there)
+    ledger._put_exchange(dataclasses.replace(ledger.exchange, next_account_id=INSURANCE_ACCOUNT))
+    b.add(rejected)
+    b.add(FeeCollect(fees))
+    sealed = b.seal(timestamp=4)
+    to_insurance = fees * 200_000 // 1_000_000
+    assert sealed.withdrawals == (
+        WithdrawalLeaf(SYSTEM_WITHDRAWAL_ACCOUNT, rejected.owner, 9),
+        WithdrawalLeaf(SYSTEM_WITHDRAWAL_ACCOUNT, DEVNET_OPERATOR, fees - to_insurance),
+    )
+    h = sealed.header
+    assert h.withdrawal_total == 9 + fees - to_insurance
+    assert h.deposit_cursor == 3
+    prefix = b"\0" * 32
+    for d in (
+        Deposit(0, 0, ALICE.address, 5_000_000_000, 1),
+        Deposit(1, 1, BOB.address, 5_000_000_000, 1),
+    ):
+        prefix = deposit_prefix_step(prefix, d)
+    assert h.deposit_prefix_hash == deposit_prefix_step(prefix, rejected)
 
 
 # -- forced requests -------------------------------------------------------------------------------
@@ -243,8 +315,9 @@ def test_forced_requests_extend_the_contract_chain_and_pay_through_withdrawals(l
     )
     assert h1.withdrawal_count == 3
     assert h1.withdrawal_total == 7 + 1_000_000 + bob_equity
+    tree1 = ledger.withdrawals_tree(h1.withdrawal_count)
     for i, leaf in enumerate(first_sealed.withdrawals):
-        proof = first_sealed.withdrawal_proof(i)
+        proof = tree1.proof(i)
         assert verify_proof(h1.withdrawals_root, leaf.leaf_hash, i, proof, WITHDRAWAL_TREE_DEPTH)
     # the next checkpoint continues the chain from the previous header
     b2 = BatchBuilder(ledger, h1)
@@ -252,7 +325,9 @@ def test_forced_requests_extend_the_contract_chain_and_pay_through_withdrawals(l
     h2 = b2.seal(timestamp=30).header
     assert (h2.forced_cursor, h2.forced_prefix_hash) == (6, chain[6])
     assert [r.paid for r in second] == [4_000_000_000, 0, 3_000_000_000 - 1_000_007]
-    assert h2.withdrawal_total == 4_000_000_000 + 3_000_000_000 - 1_000_007
+    # cumulative: the first batch's total and the second's payouts
+    assert h2.withdrawal_total == h1.withdrawal_total + 4_000_000_000 + 3_000_000_000 - 1_000_007
+    assert h2.withdrawal_count == 5
     assert ledger.exchange.forced_cursor == 6
     # an empty batch keeps the cursor and hash
     h3 = BatchBuilder(ledger, h2).seal(timestamp=30).header
@@ -272,22 +347,21 @@ def test_forced_request_out_of_order_changes_neither_ledger_nor_batch(ledger, ge
 
 def test_replayed_batch_rebuilds_the_forced_payouts(ledger, genesis):
     """Withdrawal leaves of forced requests depend on the state: rebuilding them from batch data
-    means replaying it (``withdrawal_leaf`` of each transition and its applied result)."""
+    means replaying it through a ledger, which appends them to its withdrawals tree."""
     b = BatchBuilder(ledger, genesis)
     _funded_pair(b)
     b.add(forced_request(0, 2, ALICE.address, 0, 0, 0, 5))
     b.add(forced_request(1, 1, BOB.address, 1, 0, 1 << 100, 6))
     b.add(withdraw(0, 9, 1))
     sealed = b.seal(timestamp=7)
-    fresh = Ledger.genesis(DEVNET_MARKETS, DOMAIN, DEVNET_ORACLE)
-    leaves = []
+    fresh = Ledger.genesis(DEVNET_MARKETS, DOMAIN, DEVNET_ORACLE, fee_recipient=DEVNET_OPERATOR)
     for t in decode_batch(sealed.data):
-        leaf = withdrawal_leaf(t, fresh.apply(t))
-        if leaf is not None:
-            leaves.append(leaf)
+        fresh.apply(t)
+    leaves = fresh.withdrawals()
     assert tuple(leaves) == sealed.withdrawals and len(leaves) == 3
     assert fresh.state_root == sealed.header.state_root
-    assert withdrawals_tree(leaves).root == sealed.header.withdrawals_root
+    assert fresh.withdrawals_tree().root == sealed.header.withdrawals_root
+    assert fresh.exchange.withdrawals_root == sealed.header.withdrawals_root
 
 
 def test_forced_prefix_step_matches_eth_abi():

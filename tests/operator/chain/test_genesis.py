@@ -23,7 +23,7 @@ from isoperp.protocol.leaves import decode_leaf
 
 # The devnet genesis root with the v1 exchange leaf (5 words). The v2 exchange leaf (D3) changes
 # it: update it together with the leaf and docs/PROTOCOL.md.
-DEVNET_ROOT = "6f7738a864a226f3fd739a1ba1926b26b37775c9678c9d18d602d478661114fc"
+DEVNET_ROOT = "22e5ae977ef86864efba58cc9f9240d9d4d2add251e26b3d0ee696ba4d9056d3"
 
 SOL = {
     "marketId": 2,
@@ -67,7 +67,7 @@ def test_default_markets_are_the_devnet_markets() -> None:
 
 
 def test_devnet_genesis_root_is_stable() -> None:
-    """The devnet genesis root (PROTOCOL v1 leaves: markets, insurance account, exchange of
+    """The devnet genesis root (PROTOCOL v2 leaves: markets, insurance account, exchange of
     zeros); a change to any genesis leaf changes it."""
     root = genesis_state_root(DEVNET_MARKETS)
     assert root.hex() == DEVNET_ROOT

@@ -11,7 +11,7 @@ from eth_account import Account
 from isoperp.batch.builder import BatchBuilder, trace_tree
 from isoperp.chain.l1 import InvalidCheckpoint, decode_posted, replay
 from isoperp.ledger.ledger import Ledger
-from isoperp.ledger.markets import DEVNET_MARKETS, DEVNET_ORACLE
+from isoperp.ledger.markets import DEVNET_MARKETS, DEVNET_OPERATOR, DEVNET_ORACLE
 from isoperp.ledger.transitions import Deposit, Withdraw, forced_request
 from isoperp.protocol.batch import assemble_batch, batch_hash, encode_record
 from isoperp.protocol.header import CheckpointHeader
@@ -28,7 +28,7 @@ def _withdraw(amount: int, nonce: int) -> Withdraw:
 
 
 def _fresh() -> Ledger:
-    return Ledger.genesis(DEVNET_MARKETS, DOMAIN, DEVNET_ORACLE)
+    return Ledger.genesis(DEVNET_MARKETS, DOMAIN, DEVNET_ORACLE, fee_recipient=DEVNET_OPERATOR)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from isoperp.batch.builder import BatchBuilder
 from isoperp.devnet import devnet_account
 from isoperp.exchange.engine import Engine
 from isoperp.ledger.ledger import Ledger
-from isoperp.ledger.markets import DEVNET_MARKETS, DEVNET_ORACLE
+from isoperp.ledger.markets import DEVNET_MARKETS, DEVNET_OPERATOR, DEVNET_ORACLE
 from isoperp.ledger.transitions import Deposit, MarginTransfer, PlaceOrder, PriceUpdate
 from isoperp.protocol.header import CheckpointHeader
 from isoperp.protocol.signing import Domain, sign_request
@@ -52,7 +52,7 @@ class Desk:
 
 
 def make_desk(accounts=4, collateral=100_000 * USDC, margin=10_000 * USDC) -> Desk:
-    ledger = Ledger.genesis(DEVNET_MARKETS, DOMAIN, DEVNET_ORACLE)
+    ledger = Ledger.genesis(DEVNET_MARKETS, DOMAIN, DEVNET_ORACLE, fee_recipient=DEVNET_OPERATOR)
     keys = [(i + 1000).to_bytes(32, "big") for i in range(accounts)]
     for i, key in enumerate(keys):
         ledger.apply(Deposit(i, i, Account.from_key(key).address, collateral, NOW))

@@ -10,10 +10,15 @@ from eth_abi import encode as abi_encode
 from isoperp.errors import ConfigError, ProtocolError
 from isoperp.hashing import keccak256
 from isoperp.ledger.ledger import AppliedDeposit, Ledger, rebuild_root
-from isoperp.ledger.markets import BTC_USD, DEVNET_MARKETS, ETH_USD
+from isoperp.ledger.markets import BTC_USD, DEVNET_MARKETS, DEVNET_OPERATOR, ETH_USD
 from isoperp.ledger.model import Account, Exchange
 from isoperp.ledger.transitions import Deposit
-from isoperp.protocol.constants import INSURANCE_ACCOUNT, STATE_TREE_DEPTH, ZERO_ADDRESS
+from isoperp.protocol.constants import (
+    INSURANCE_ACCOUNT,
+    STATE_TREE_DEPTH,
+    WITHDRAWAL_TREE_DEPTH,
+    ZERO_ADDRESS,
+)
 from isoperp.protocol.leaves import (
     EXCHANGE_INDEX,
     account_index,
@@ -28,9 +33,13 @@ from isoperp.tree.merkle import EMPTY, SparseMerkleTree, hash_leaf, verify_proof
 
 
 def test_genesis_devnet_root_matches_tree_of_eth_abi_leaves(domain, oracle) -> None:
-    ledger = Ledger.genesis(DEVNET_MARKETS, domain, oracle)
+    ledger = Ledger.genesis(DEVNET_MARKETS, domain, oracle, fee_recipient=DEVNET_OPERATOR)
+    empty_withdrawals = SparseMerkleTree(WITHDRAWAL_TREE_DEPTH).root  # Z[32]
+    exchange_types = ["uint8", "int128", "uint128", "uint32", "uint64", "uint64"]
+    exchange_types += ["bytes32", "uint64", "uint128"]
     exchange = abi_encode(
-        ["uint8", "int128", "uint128", "uint32", "uint64", "uint64"], [4] + [0] * 5
+        exchange_types,
+        [4, 0, 0, 0, 0, 0, empty_withdrawals, 0, 0],
     )
     insurance = abi_encode(
         ["uint8", "uint32", "address", "uint128", "uint64"], [1, 2**24 - 1, ZERO_ADDRESS, 0, 0]
@@ -42,7 +51,9 @@ def test_genesis_devnet_root_matches_tree_of_eth_abi_leaves(domain, oracle) -> N
     tree.set(account_index(2**24 - 1), keccak256(b"\x00" + insurance))
     assert ledger.state_root == tree.root
     assert ledger.leaf_bytes(EXCHANGE_INDEX) == exchange
-    assert ledger.exchange == Exchange(0, 0, 0, 0, 0)
+    assert ledger.exchange == Exchange(0, 0, 0, 0, 0, empty_withdrawals, 0, 0)
+    assert ledger.withdrawals() == [] and ledger.withdrawals_tree().root == empty_withdrawals
+    assert ledger.fee_recipient == DEVNET_OPERATOR
     assert ledger.markets == DEVNET_MARKETS
     assert [m.symbol for m in ledger.markets] == ["BTC-USD", "ETH-USD"]
     assert ledger.market(1) == ETH_USD and ledger.market(2) is None
@@ -56,28 +67,33 @@ def test_genesis_devnet_root_matches_tree_of_eth_abi_leaves(domain, oracle) -> N
 
 def test_genesis_duplicate_market_raises_config_error(domain, oracle) -> None:
     with pytest.raises(ConfigError):
-        Ledger.genesis([BTC_USD, BTC_USD], domain, oracle)
+        Ledger.genesis([BTC_USD, BTC_USD], domain, oracle, fee_recipient=DEVNET_OPERATOR)
 
 
 def test_genesis_open_interest_raises_config_error(domain, oracle) -> None:
     with pytest.raises(ConfigError):
-        Ledger.genesis([dataclasses.replace(BTC_USD, open_interest=1)], domain, oracle)
+        Ledger.genesis(
+            [dataclasses.replace(BTC_USD, open_interest=1)],
+            domain,
+            oracle,
+            fee_recipient=DEVNET_OPERATOR,
+        )
 
 
 def test_genesis_not_a_market_raises_config_error(domain, oracle) -> None:
     with pytest.raises(ConfigError):
-        Ledger.genesis([Exchange(0, 0, 0, 0, 0)], domain, oracle)  # type: ignore[list-item]
+        Ledger.genesis([Exchange.genesis()], domain, oracle, fee_recipient=DEVNET_OPERATOR)  # type: ignore[list-item]
 
 
 def test_ledger_bad_domain_raises_type_error(oracle) -> None:
     with pytest.raises(TypeError):
-        Ledger.genesis(DEVNET_MARKETS, "31337", oracle)  # type: ignore[arg-type]
+        Ledger.genesis(DEVNET_MARKETS, "31337", oracle, fee_recipient=DEVNET_OPERATOR)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("oracle", ["0x1234", ZERO_ADDRESS, 5])
 def test_genesis_bad_oracle_raises_config_error(domain, oracle) -> None:
     with pytest.raises(ConfigError):
-        Ledger.genesis(DEVNET_MARKETS, domain, oracle)
+        Ledger.genesis(DEVNET_MARKETS, domain, oracle, fee_recipient=DEVNET_OPERATOR)
 
 
 def test_proof_of_every_leaf_verifies_against_root(h) -> None:
@@ -107,11 +123,22 @@ def test_validate_returns_result_without_changing_state(h, new_user) -> None:
     h.assert_unchanged(before)
 
 
+def _restore(h, domain, leaves, withdrawals=None):
+    if withdrawals is None:
+        withdrawals = h.ledger.withdrawals()
+    return Ledger.from_leaves(
+        leaves, domain, h.ledger.oracle, fee_recipient=DEVNET_OPERATOR, withdrawals=withdrawals
+    )
+
+
 def test_from_leaves_snapshot_reproduces_state(h, domain) -> None:
     a = h.funded(5_000_000, 2_000_000)
     b = h.funded(5_000_000, 2_000_000)
     h.fill(a, b, 3, 600_000)
-    restored = Ledger.from_leaves(h.ledger.leaves(), domain, h.ledger.oracle)
+    h.withdraw(a, 1_000)
+    restored = _restore(h, domain, h.ledger.leaves())
+    assert restored.withdrawals() == h.ledger.withdrawals() and len(restored.withdrawals()) == 1
+    restored.check_invariants()
     assert restored.state_root == h.ledger.state_root
     assert list(restored.accounts()) == list(h.ledger.accounts())
     assert list(restored.positions()) == list(h.ledger.positions())
@@ -124,22 +151,32 @@ def test_from_leaves_misplaced_leaf_raises_protocol_error(h, domain) -> None:
     leaves = dict(h.ledger.leaves())
     leaves[market_index(5)] = leaves.pop(market_index(1))
     with pytest.raises(ProtocolError):
-        Ledger.from_leaves(leaves.items(), domain, h.ledger.oracle)
+        _restore(h, domain, leaves.items())
 
 
 def test_from_leaves_inconsistent_state_raises_protocol_error(h, domain) -> None:
     leaves = dict(h.ledger.leaves())
     leaves[market_index(0)] = encode_market(dataclasses.replace(BTC_USD, open_interest=5))
     with pytest.raises(ProtocolError, match="open interest"):
-        Ledger.from_leaves(leaves.items(), domain, h.ledger.oracle)
+        _restore(h, domain, leaves.items())
     leaves = dict(h.ledger.leaves())
     del leaves[account_index(INSURANCE_ACCOUNT)]
     with pytest.raises(ProtocolError, match="account ids"):
-        Ledger.from_leaves(leaves.items(), domain, h.ledger.oracle)
+        _restore(h, domain, leaves.items())
     leaves = dict(h.ledger.leaves())
     del leaves[EXCHANGE_INDEX]
     with pytest.raises(ProtocolError, match="exchange"):
-        Ledger.from_leaves(leaves.items(), domain, h.ledger.oracle)
+        _restore(h, domain, leaves.items())
+
+
+def test_from_leaves_withdrawals_not_in_exchange_leaf_raises_protocol_error(h, domain) -> None:
+    a = h.funded(5_000_000)
+    h.withdraw(a, 1_000)
+    with pytest.raises(ProtocolError, match="withdrawals"):
+        _restore(h, domain, h.ledger.leaves(), withdrawals=[])
+    extra = [*h.ledger.withdrawals(), *h.ledger.withdrawals()]
+    with pytest.raises(ProtocolError, match="withdrawals"):
+        _restore(h, domain, h.ledger.leaves(), withdrawals=extra)
 
 
 def test_rebuild_root_from_models_matches_incremental(h) -> None:
@@ -165,11 +202,13 @@ def test_deposit_new_owner_creates_account(h, new_user) -> None:
     assert result == AppliedDeposit(0, 1_500_000, True, 1_500_000, (EXCHANGE_INDEX, 0))
     assert h.ledger.account(0) == Account(0, user.address, 1_500_000, 0)
     assert h.ledger.account_id_of(user.address) == 0
-    assert h.ledger.exchange == Exchange(0, 0, 1, 1, 0)
+    assert h.ledger.exchange == dataclasses.replace(
+        Exchange.genesis(), next_account_id=1, deposit_cursor=1
+    )
     assert h.ledger.leaf_bytes(account_index(0)) == abi_encode(
         ["uint8", "uint32", "address", "uint128", "uint64"], [1, 0, user.address, 1_500_000, 0]
     )
-    assert h.ledger.leaf_bytes(EXCHANGE_INDEX) == encode_exchange(Exchange(0, 0, 1, 1, 0))
+    assert h.ledger.leaf_bytes(EXCHANGE_INDEX) == encode_exchange(h.ledger.exchange)
 
 
 def test_deposit_existing_owner_credits_account(h, new_user) -> None:
@@ -178,7 +217,9 @@ def test_deposit_existing_owner_credits_account(h, new_user) -> None:
     h.deposit(bob, 50)
     result = h.ledger.apply(Deposit(2, 0, alice.address, 25, 0))
     assert result.account_id == 0 and not result.created and result.collateral == 125
-    assert h.ledger.exchange == Exchange(0, 0, 2, 3, 0)
+    assert h.ledger.exchange == dataclasses.replace(
+        Exchange.genesis(), next_account_id=2, deposit_cursor=3
+    )
     assert h.ledger.account(1) == Account(1, bob.address, 50, 0)
 
 
@@ -235,7 +276,7 @@ def test_deposit_malformed_fields_reject(h, t: Deposit) -> None:
 def test_deposit_collateral_overflow_rejects(h, new_user) -> None:
     alice = new_user()
     h.deposit(alice, (1 << 128) - 1)
-    h.reject(Deposit(1, 0, alice.address, 1, 0), "overflow")
+    h.reject(Deposit(1, 0, alice.address, 1, 0), "collateral_overflow")
 
 
 def test_deposit_for_zero_address_rejects_insurance_account(h) -> None:

@@ -26,6 +26,7 @@ from isoperp.ledger.transitions import (
     forced_request,
 )
 from isoperp.protocol.constants import INSURANCE_ACCOUNT, MAX_ACCOUNTS, ZERO_ADDRESS
+from isoperp.protocol.header import WithdrawalLeaf
 from isoperp.protocol.leaves import (
     EXCHANGE_INDEX,
     account_index,
@@ -116,8 +117,9 @@ def test_forced_withdraw_pays_the_requested_amount(h, new_user) -> None:
     r = _apply(h, _withdraw(h, alice, 2_500_000))
     assert r == AppliedForcedWithdraw(
         0, 0, alice.address, 2_500_000, 2_500_000, 7_500_000, None,
-        (EXCHANGE_INDEX, account_index(0)),
+        (EXCHANGE_INDEX, account_index(0)), 0,
     )
+    assert h.ledger.withdrawals() == [WithdrawalLeaf(0, alice.address, 2_500_000)]
     account = h.ledger.account(0)
     assert (account.collateral, account.nonce) == (7_500_000, 0)  # the nonce counts signed ones
     assert h.ledger.exchange.forced_cursor == 1
@@ -226,7 +228,10 @@ def test_forced_exit_closes_at_the_mark_and_pays_equity(h) -> None:
             position_index(l_.account_id, 0),
             position_index(INSURANCE_ACCOUNT, 0),
         ),
+        0,
     )
+    assert h.ledger.withdrawals() == [WithdrawalLeaf(l_.account_id, l_.address, paid)]
+    assert h.ledger.exchange.withdrawal_total == paid
     assert h.ledger.position(l_.account_id, 0) is None
     assert h.ledger.position(INSURANCE_ACCOUNT, 0) == taken
     assert h.ledger.account(l_.account_id).collateral == 0  # paid out, not credited

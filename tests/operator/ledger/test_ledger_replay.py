@@ -5,7 +5,7 @@ an L1 rebuild do)."""
 from __future__ import annotations
 
 from isoperp.ledger.ledger import Ledger
-from isoperp.ledger.markets import DEVNET_MARKETS
+from isoperp.ledger.markets import DEVNET_MARKETS, DEVNET_OPERATOR
 from isoperp.ledger.transitions import Backstop, Deleverage, Fill, Funding, Liquidate, OrderDone
 from isoperp.protocol.batch import decode_batch, encode_batch
 from isoperp.protocol.constants import FLAG_REDUCE_ONLY, INSURANCE_ACCOUNT, TIF_IOC
@@ -63,7 +63,7 @@ def test_story_with_every_record_replays_to_the_same_roots(h, insurance) -> None
     }
     decoded = decode_batch(encode_batch(log, roots))
     assert decoded == log
-    fresh = Ledger.genesis(DEVNET_MARKETS, h.domain, h.ledger.oracle)
+    fresh = Ledger.genesis(DEVNET_MARKETS, h.domain, h.ledger.oracle, fee_recipient=DEVNET_OPERATOR)
     for t, root in zip(decoded, roots, strict=True):
         fresh.apply(t)
         assert fresh.state_root == root

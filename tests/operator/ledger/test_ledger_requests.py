@@ -11,7 +11,8 @@ from isoperp.ledger.markets import BTC_USD, ETH_USD
 from isoperp.ledger.model import Account, Position
 from isoperp.ledger.transitions import MarginTransfer, Withdraw
 from isoperp.protocol.constants import STATE_TREE_DEPTH
-from isoperp.protocol.leaves import account_index, market_index, position_index
+from isoperp.protocol.header import WithdrawalLeaf
+from isoperp.protocol.leaves import EXCHANGE_INDEX, account_index, market_index, position_index
 from isoperp.protocol.signing import SECP256K1_N, Domain, request_digest, sign_digest
 from isoperp.tree.merkle import EMPTY, verify_proof
 
@@ -23,8 +24,18 @@ def test_withdraw_signed_by_owner_succeeds(h, new_user) -> None:
     h.deposit(alice, 10_000_000)
     t = h.withdraw_tx(alice, 2_500_000, recipient=dest.address)
     result = h.ledger.apply(t)
-    assert result == AppliedWithdraw(0, dest.address, 2_500_000, 7_500_000, (account_index(0),))
+    assert result == AppliedWithdraw(
+        0, dest.address, 2_500_000, 7_500_000, (account_index(0), EXCHANGE_INDEX), 0
+    )
     assert h.ledger.account(0) == Account(0, alice.address, 7_500_000, 1)
+    # appended to the global withdrawals tree, committed by the exchange leaf
+    leaf = WithdrawalLeaf(0, dest.address, 2_500_000)
+    assert h.ledger.withdrawals() == [leaf]
+    ex = h.ledger.exchange
+    assert (ex.withdrawal_count, ex.withdrawal_total) == (1, 2_500_000)
+    assert verify_proof(
+        ex.withdrawals_root, leaf.leaf_hash, 0, h.ledger.withdrawals_tree().proof(0), 32
+    )
     h.net_deposits -= 2_500_000
     h.ledger.check_invariants(h.net_deposits)
 

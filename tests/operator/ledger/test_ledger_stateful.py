@@ -1,9 +1,12 @@
 """Random deposits, withdrawals, margin moves, orders, fills, cancels, oracle prices, funding,
-liquidations, backstops, deleveraging and forced requests (withdrawals and exits from the L1 queue,
-by owners and by strangers, for unknown accounts and markets) against the ledger's invariants.
+liquidations, backstops, deleveraging, forced requests (withdrawals and exits from the L1 queue,
+by owners and by strangers, for unknown accounts and markets), deposits that cannot be credited
+(DEPOSIT_REJECTED refunds) and fee collection against the ledger's invariants.
 
-After every step: conservation (liabilities + pending funding + dust == deposits - withdrawals,
-with 0 <= dust <= funding settlements + open positions), per-market sizes sum to zero, open
+After every step: conservation (liabilities + pending funding + dust == deposits taken off the
+queue - the exchange leaf's withdrawal_total, with 0 <= dust <= funding settlements + open
+positions), the withdrawals tree (every payout appended in order: the leaves, their total and
+the root match a tree rebuilt from the expected leaves), per-market sizes sum to zero, open
 interest == sum of longs, no empty position leaves, a flat position leaf holds a positive quote
 and no basis, an open one a basis of its size's sign, the insurance account no collateral, every
 registered order's ``filled`` equals the lots the accepted fills gave it, every other order slot
@@ -49,6 +52,9 @@ from isoperp.ledger.model import Order
 from isoperp.ledger.transitions import (
     Backstop,
     Deleverage,
+    Deposit,
+    DepositRejected,
+    FeeCollect,
     Fill,
     ForcedExit,
     ForcedWithdraw,
@@ -62,10 +68,16 @@ from isoperp.protocol.constants import (
     FLAG_REDUCE_ONLY,
     FUNDING_RATE_CAP_MULTIPLE,
     INSURANCE_ACCOUNT,
+    INSURANCE_FEE_SHARE_PPM,
     MAX_ACCOUNTS,
+    PPM,
     STATE_TREE_DEPTH,
+    SYSTEM_WITHDRAWAL_ACCOUNT,
+    UINT128_MAX,
+    WITHDRAWAL_TREE_DEPTH,
     ZERO_ADDRESS,
 )
+from isoperp.protocol.header import WithdrawalLeaf
 from isoperp.protocol.leaves import account_index, decode_leaf, encode_leaf, index_of
 from isoperp.tree.merkle import SparseMerkleTree, hash_leaf
 
@@ -118,6 +130,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.filled: dict[tuple[int, int], int] = {}  # (account, nonce) -> lots filled
         self.registered: set[tuple[int, int]] = set()
         self.served: list[ForcedWithdraw | ForcedExit] = []  # forced requests served so far
+        self.payouts: list[WithdrawalLeaf] = []  # every withdrawals-tree leaf expected so far
 
     # -- helpers
 
@@ -213,7 +226,84 @@ class LedgerMachine(RuleBasedStateMachine):
         assert (result is not None) == (0 < amount <= collateral)
         if result is not None:
             self.h.net_deposits -= amount
+            self.payouts.append(WithdrawalLeaf(u.account_id, u.address, amount))
             self.accepted_requests.append(t)
+
+    @rule(user=users, extra=st.integers(1, 5))
+    def deposit_overflowing(self, user: int, extra: int) -> None:
+        """A deposit the account cannot hold: never a DEPOSIT, refunded by DEPOSIT_REJECTED.
+
+        Checked on a copy of the ledger: a real vault's queue total stays below 2^128, so such a
+        deposit cannot happen, and the ~2^128 refund would leave no room in the withdrawal total
+        for the payouts of later steps."""
+        u = self.users[user]
+        account = self.h.ledger.account(u.account_id) if u.account_id >= 0 else None
+        if account is None or account.collateral < extra:
+            return
+        amount = UINT128_MAX - account.collateral + extra
+        ledger = self.h.ledger.copy()
+        cursor = ledger.exchange.deposit_cursor
+        try:
+            ledger.apply(Deposit(cursor, u.account_id, u.address, amount, self.now))
+        except TransitionRejected as exc:
+            assert exc.reason == "collateral_overflow"
+        else:
+            raise AssertionError("an uncreditable deposit was credited")
+        refund_tx = DepositRejected(cursor, u.account_id, u.address, amount, self.now)
+        if ledger.exchange.withdrawal_total + amount > UINT128_MAX:  # no room in the total
+            try:
+                ledger.apply(refund_tx)
+            except TransitionRejected as exc:
+                assert exc.reason == "overflow"
+                return
+            raise AssertionError("the withdrawal total left uint128")
+        result = ledger.apply(refund_tx)
+        assert result.reason == "collateral_overflow"
+        assert result.withdrawal_index == len(self.payouts)
+        assert ledger.exchange.deposit_cursor == cursor + 1
+        assert ledger.account(u.account_id) == account
+        refund = WithdrawalLeaf(SYSTEM_WITHDRAWAL_ACCOUNT, u.address, amount)
+        assert ledger.withdrawals() == [*self.payouts, refund]
+        deposited = self.h.net_deposits + sum(w.amount for w in self.payouts) + amount
+        ledger.check_invariants(
+            deposited - ledger.exchange.withdrawal_total,
+            max_funding_dust=self.settlements + len(list(ledger.positions())),
+        )
+
+    @rule(user=st.integers(0, N_USERS), amount=amounts)
+    def deposit_rejected_creditable(self, user: int, amount: int) -> None:
+        """A DEPOSIT_REJECTED of a deposit that can be credited is a rule break."""
+        owner = self.users[user].address if user < N_USERS else STRANGER
+        existing = self.h.ledger.account_id_of(owner)
+        account_id = self.h.ledger.exchange.next_account_id if existing is None else existing
+        cursor = self.h.ledger.exchange.deposit_cursor
+        before = self.h.snapshot()
+        try:
+            self.h.ledger.apply(DepositRejected(cursor, account_id, owner, amount, self.now))
+        except TransitionRejected as exc:
+            assert exc.reason == ("bad_amount" if amount == 0 else "deposit_creditable")
+        else:
+            raise AssertionError("a creditable deposit was refunded")
+        self.h.assert_unchanged(before)
+
+    @rule(share=st.integers(0, 1_100))
+    def collect_fees(self, share: int) -> None:
+        """FEE_COLLECT of ``share`` permille of the fee balance (over 1000: more than there is)."""
+        ex = self.h.ledger.exchange
+        amount = ex.fee_balance * share // 1_000
+        result = self._isolated(FeeCollect(amount), set())
+        if not 0 < amount <= ex.fee_balance:
+            assert result is None
+            return
+        to_insurance = amount * INSURANCE_FEE_SHARE_PPM // PPM
+        assert (result.to_insurance, result.paid) == (to_insurance, amount - to_insurance)
+        after = self.h.ledger.exchange
+        assert after.fee_balance == ex.fee_balance - amount
+        assert after.insurance_fund == ex.insurance_fund + to_insurance
+        self.h.net_deposits -= result.paid
+        self.payouts.append(
+            WithdrawalLeaf(SYSTEM_WITHDRAWAL_ACCOUNT, self.h.ledger.fee_recipient, result.paid)
+        )
 
     @rule(
         user=users,
@@ -586,6 +676,8 @@ class LedgerMachine(RuleBasedStateMachine):
         assert self.h.ledger.exchange.forced_cursor == t.forced_index + 1
         self.served.append(t)
         self.h.net_deposits -= result.paid
+        if result.paid > 0:
+            self.payouts.append(WithdrawalLeaf(account_id, t.requester, result.paid))
         return result
 
     @rule(
@@ -665,8 +757,20 @@ class LedgerMachine(RuleBasedStateMachine):
     def invariants_hold(self) -> None:
         ledger = self.h.ledger
         positions = list(ledger.positions())
+        ex = ledger.exchange
+        # the withdrawals tree holds exactly the expected payouts, in order
+        assert ledger.withdrawals() == self.payouts
+        assert ex.withdrawal_count == len(self.payouts)
+        assert ex.withdrawal_total == sum(w.amount for w in self.payouts)
+        rebuilt_payouts = SparseMerkleTree(
+            WITHDRAWAL_TREE_DEPTH, ((i, w.leaf_hash) for i, w in enumerate(self.payouts))
+        )
+        assert ex.withdrawals_root == rebuilt_payouts.root
+        # conservation: every deposit taken off the queue (credited or refunded; the ghost's
+        # net deposits plus its payouts) minus the exchange leaf's withdrawal total
+        deposited = self.h.net_deposits + sum(w.amount for w in self.payouts)
         ledger.check_invariants(
-            self.h.net_deposits, max_funding_dust=self.settlements + len(positions)
+            deposited - ex.withdrawal_total, max_funding_dust=self.settlements + len(positions)
         )
         models = [
             *ledger.accounts(), *positions, *ledger.orders(), *ledger.markets, ledger.exchange

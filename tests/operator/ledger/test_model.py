@@ -20,6 +20,7 @@ from isoperp.ledger.model import (
     checksum_address,
     eip55_from_lower_hex,
 )
+from isoperp.tree.merkle import SparseMerkleTree
 
 OWNER = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 
@@ -181,15 +182,30 @@ def test_market_notional_uses_its_exponent() -> None:
         ("next_account_id", (1 << 24) + 1),
         ("deposit_cursor", 1 << 64),
         ("forced_cursor", -1),
+        ("withdrawals_root", b"\0" * 31),
+        ("withdrawal_count", (1 << 32) + 1),
+        ("withdrawal_count", -1),
+        ("withdrawal_total", 1 << 128),
     ],
 )
 def test_exchange_out_of_range_raises_value_error(field: str, value: int) -> None:
     with pytest.raises(ValueError):
-        dataclasses.replace(Exchange(0, 0, 0, 0, 0), **{field: value})
+        dataclasses.replace(Exchange.genesis(), **{field: value})
+
+
+def test_exchange_withdrawals_root_not_bytes_raises_type_error() -> None:
+    with pytest.raises(TypeError):
+        dataclasses.replace(Exchange.genesis(), withdrawals_root="0x" + "00" * 32)
+
+
+def test_exchange_genesis_holds_the_empty_withdrawals_root() -> None:
+    e = Exchange.genesis()
+    assert e.withdrawals_root == SparseMerkleTree(32).root
+    assert (e.withdrawal_count, e.withdrawal_total) == (0, 0)
 
 
 def test_exchange_negative_insurance_fund_constructs() -> None:
-    assert Exchange(-5, 0, 1 << 24, 0, 0).insurance_fund == -5
+    assert Exchange(-5, 0, 1 << 24, 0, 0, b"\0" * 32, 0, 0).insurance_fund == -5
 
 
 def test_market_types_are_checked() -> None:
@@ -225,7 +241,7 @@ def _agrees(cls: type, values: list[object]) -> None:
 
 _BASES: dict[type, list[object]] = {
     Position: [3, 1, -5, -7, 9, -11],
-    Exchange: [-1, 2, 3, 4, 5],
+    Exchange: [-1, 2, 3, 4, 5, b"\x06" * 32, 7, 8],
     Account: [0, OWNER, 5, 1],
     Market: [getattr(BTC_USD, f.name) for f in dataclasses.fields(Market)],
     Order: [1, 3, 67, 0, True, 10, 5, 5, 2, 3, 0],
@@ -293,8 +309,17 @@ def test_fast_paths_accept_the_devnet_leaves(monkeypatch: pytest.MonkeyPatch) ->
         Account((1 << 24) - 1, "0x" + "00" * 20, (1 << 128) - 1, (1 << 64) - 1),
         Position(3, 1, -5, -7, 9, -11),
         Position((1 << 24) - 1, 63, -(1 << 63), -(1 << 127), (1 << 127) - 1, 0),
-        Exchange(-1, 2, 3, 4, 5),
-        Exchange(-(1 << 127), (1 << 128) - 1, 1 << 24, (1 << 64) - 1, (1 << 64) - 1),
+        Exchange(-1, 2, 3, 4, 5, b"\x06" * 32, 7, 8),
+        Exchange(
+            -(1 << 127),
+            (1 << 128) - 1,
+            1 << 24,
+            (1 << 64) - 1,
+            (1 << 64) - 1,
+            b"\xff" * 32,
+            1 << 32,
+            (1 << 128) - 1,
+        ),
         Order(1, 3, 67, 0, True, 10, 5, 5, 2, 3, 0),
         Order(1, 3, 67, 0, False, 10, 5, 0, 0, 0, 99),
         Order.tombstone(7, (1 << 64) - 1),

@@ -14,6 +14,8 @@ from isoperp.ledger.transitions import (
     CancelOrder,
     Deleverage,
     Deposit,
+    DepositRejected,
+    FeeCollect,
     Fill,
     ForcedExit,
     ForcedWithdraw,
@@ -62,6 +64,8 @@ transitions = st.one_of(
     st.builds(Deleverage, u(16), u(32), u(32), u(64), u(64)),
     st.builds(ForcedWithdraw, u(64), u(32), addresses, u(128), u(64)),
     st.builds(ForcedExit, u(64), u(32), u(16), addresses, u(64)),
+    st.builds(DepositRejected, u(64), u(32), addresses, u(128), u(64)),
+    st.builds(FeeCollect, u(128)),
 )
 
 
@@ -136,6 +140,22 @@ def test_deposit_record_exact_bytes():
         + (1_000_000).to_bytes(16, "big")
         + (1_700_000_000).to_bytes(8, "big")
     )
+
+
+def test_deposit_rejected_record_exact_bytes():
+    fields = (3, 0xFFFFFF, ADDR, 1_000_000, 1_700_000_000)
+    record = encode_record(DepositRejected(*fields))
+    assert record == b"\x12" + encode_record(Deposit(*fields))[1:]  # a DEPOSIT's payload
+    assert decode_batch(b"\x02\x00\x00\x00\x01" + record + b"\x07" * 32) == [
+        DepositRejected(3, 0xFFFFFF, ADDR, 1_000_000, 1_700_000_000)
+    ]
+
+
+def test_fee_collect_record_exact_bytes():
+    record = encode_record(FeeCollect((1 << 128) - 1))
+    assert record == b"\x13" + b"\xff" * 16
+    with pytest.raises(ProtocolError):
+        encode_record(FeeCollect(1 << 128))
 
 
 def test_forced_withdraw_record_exact_bytes():

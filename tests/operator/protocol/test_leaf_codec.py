@@ -60,7 +60,17 @@ MARKET_TYPES = [
     "uint64",
     "uint64",
 ]
-EXCHANGE_TYPES = ["uint8", "int128", "uint128", "uint32", "uint64", "uint64"]
+EXCHANGE_TYPES = [
+    "uint8",
+    "int128",
+    "uint128",
+    "uint32",
+    "uint64",
+    "uint64",
+    "bytes32",
+    "uint64",
+    "uint128",
+]
 ORDER_TYPES = [
     "uint8",
     "uint32",
@@ -92,7 +102,17 @@ market_ids = st.integers(0, 63)
 
 accounts = st.builds(Account, account_ids, addresses, uint(128), uint(64))
 positions = st.builds(Position, account_ids, market_ids, sint(64), sint(128), sint(128), sint(128))
-exchanges = st.builds(Exchange, sint(128), uint(128), st.integers(0, 1 << 24), uint(64), uint(64))
+exchanges = st.builds(
+    Exchange,
+    sint(128),
+    uint(128),
+    st.integers(0, 1 << 24),
+    uint(64),
+    uint(64),
+    st.binary(min_size=32, max_size=32),
+    st.integers(0, 1 << 32),
+    uint(128),
+)
 
 
 @st.composite
@@ -206,7 +226,7 @@ def test_index_of_each_leaf_kind_matches_helpers() -> None:
     assert index_of(Account(9, owner, 0, 0)) == account_index(9)
     assert index_of(Position(9, 1, 0, 1, 0, 0)) == position_index(9, 1)
     assert index_of(BTC_USD) == market_index(0)
-    assert index_of(Exchange(0, 0, 0, 0, 0)) == EXCHANGE_INDEX
+    assert index_of(Exchange.genesis()) == EXCHANGE_INDEX
     assert index_of(Order.tombstone(9, 130)) == order_index(9, 2)
 
 
@@ -271,7 +291,16 @@ def test_encode_extremes_match_eth_abi() -> None:
         mark_price=(1 << 64) - 1,
     )
     assert encode_market(m) == abi_encode(MARKET_TYPES, [3, *_fields(m)])
-    e = Exchange(-(1 << 127), (1 << 128) - 1, 1 << 24, (1 << 64) - 1, (1 << 64) - 1)
+    e = Exchange(
+        -(1 << 127),
+        (1 << 128) - 1,
+        1 << 24,
+        (1 << 64) - 1,
+        (1 << 64) - 1,
+        b"\xff" * 32,
+        1 << 32,
+        (1 << 128) - 1,
+    )
     assert encode_exchange(e) == abi_encode(EXCHANGE_TYPES, [4, *_fields(e)])
 
 
@@ -292,7 +321,7 @@ def test_encode_devnet_markets_match_eth_abi_and_decode_without_symbol() -> None
 
 
 def test_leaf_hash_is_salted_keccak_of_encoding() -> None:
-    e = Exchange(0, 0, 0, 0, 0)
+    e = Exchange.genesis()
     assert leaf_hash(e) == keccak256(b"\x00" + encode_exchange(e))
 
 
@@ -310,7 +339,7 @@ SAMPLES: dict[int, tuple[Leaf, list[str]]] = {
     1: (Account(3, OWNER, 10, 2), ACCOUNT_TYPES),
     2: (Position(3, 1, -5, 7, -9, 11), POSITION_TYPES),
     3: (BTC_USD, MARKET_TYPES),
-    4: (Exchange(-1, 2, 3, 4, 5), EXCHANGE_TYPES),
+    4: (Exchange(-1, 2, 3, 4, 5, b"\x06" * 32, 7, 8), EXCHANGE_TYPES),
     5: (Order(3, 1, 65, 2, True, 10, 9, 4, 1, 3, 99), ORDER_TYPES),
 }
 
@@ -322,6 +351,8 @@ def _with_word(data: bytes, position: int, word: bytes) -> bytes:
 
 def _bad_words(solidity_type: str) -> list[bytes]:
     """Words that are not a canonical encoding of ``solidity_type``."""
+    if solidity_type == "bytes32":
+        return []  # every word is one
     if solidity_type == "address":
         return [b"\x00" * 11 + b"\x01" + b"\x22" * 20, b"\xff" * 32]
     if solidity_type == "bool":
@@ -379,8 +410,8 @@ def test_decode_leaf_bad_type_word_raises(type_word: bytes) -> None:
 
 
 def test_decode_leaf_leaf_as_other_type_raises() -> None:
-    # an exchange leaf (6 words) relabelled as an account (5 words) or a position (7 words)
-    data = encode_exchange(Exchange(0, 0, 0, 0, 0))
+    # an exchange leaf (9 words) relabelled as an account (5), a position (7) or a market (15)
+    data = encode_exchange(Exchange.genesis())
     for leaf_type in (1, 2, 3):
         with pytest.raises(ProtocolError):
             decode_leaf(_with_word(data, 0, leaf_type.to_bytes(32, "big")))
@@ -393,6 +424,9 @@ def test_decode_leaf_semantic_ranges_raise() -> None:
     position = encode_position(Position(0, 0, 0, 1, 0, 0))
     with pytest.raises(ProtocolError, match="market_id"):
         decode_leaf(_with_word(position, 2, (64).to_bytes(32, "big")))  # fits uint16 only
+    exchange = encode_exchange(Exchange.genesis())
+    with pytest.raises(ProtocolError, match="withdrawal_count"):
+        decode_leaf(_with_word(exchange, 7, ((1 << 32) + 1).to_bytes(32, "big")))  # > 2^32 leaves
     market = encode_market(BTC_USD)
     with pytest.raises(ProtocolError, match="price_tick"):
         decode_leaf(_with_word(market, 13, (0).to_bytes(32, "big")))
