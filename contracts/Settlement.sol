@@ -26,6 +26,8 @@ contract Settlement is ISettlement {
     uint256 public constant MAX_BATCH_BYTES = 131_072;
     /// @notice Most records a batch may hold: the trace tree's capacity, 2^TRACE_TREE_DEPTH.
     uint256 public constant MAX_BATCH_RECORDS = 1 << MerkleProofLib.TRACE_TREE_DEPTH;
+    /// @notice Bytes of the batch data's own header: version (1 byte) and record count (4 bytes).
+    uint256 public constant BATCH_PREFIX_BYTES = 5;
     /// @notice Depth of the state tree.
     uint256 public constant STATE_TREE_DEPTH = MerkleProofLib.STATE_TREE_DEPTH;
     /// @notice Depth of the global withdrawals tree.
@@ -282,13 +284,21 @@ contract Settlement is ISettlement {
         if (header.batchLength != batchData.length) {
             revert Settlement_BatchLengthMismatch(batchData.length, header.batchLength);
         }
-        // 11. The header commits to exactly this batch data, chunk by chunk (a proof opens one chunk).
-        bytes32 batchHash = BatchLib.hash(batchData);
-        if (header.batchHash != batchHash) revert Settlement_BatchHashMismatch(batchHash, header.batchHash);
-        // 11a. The records fit the trace tree.
+        // 10a. The data starts with its own header: the protocol version and a record count equal to the header's
+        //      (so that a proof never meets data without a count, or a count the trace disagrees with).
+        if (batchData.length < BATCH_PREFIX_BYTES) revert Settlement_BatchTooShort(batchData.length);
+        if (uint8(batchData[0]) != PROTOCOL_VERSION) {
+            revert Settlement_BatchVersionMismatch(PROTOCOL_VERSION, uint8(batchData[0]));
+        }
+        // The records fit the trace tree, and the data holds as many as the header says.
         if (header.recordCount > MAX_BATCH_RECORDS) {
             revert Settlement_TooManyRecords(header.recordCount, MAX_BATCH_RECORDS);
         }
+        uint32 dataCount = uint32(bytes4(batchData[1:BATCH_PREFIX_BYTES]));
+        if (dataCount != header.recordCount) revert Settlement_RecordCountMismatch(dataCount, header.recordCount);
+        // 11. The header commits to exactly this batch data, chunk by chunk (a proof opens one chunk).
+        bytes32 batchHash = BatchLib.hash(batchData);
+        if (header.batchHash != batchHash) revert Settlement_BatchHashMismatch(batchHash, header.batchHash);
         // 12. The withdrawals tree only grows (its fields are cumulative copies of the exchange leaf's) and fits
         //     its depth. A checkpoint that shrank them would un-withdraw paid value; one that grows them wrongly
         //     is provably wrong against its state (the exchange leaf).

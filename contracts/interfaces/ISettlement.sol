@@ -119,6 +119,12 @@ interface ISettlement {
     error Settlement_ForcedCursorOutOfRange(uint64 previous, uint64 got, uint64 queueLength);
     /// @notice The chunk-hash commitment of batchData (BatchLib.hash) differs from the header's batchHash.
     error Settlement_BatchHashMismatch(bytes32 expected, bytes32 got);
+    /// @notice The batch data is shorter than its own 5-byte header (version, record count).
+    error Settlement_BatchTooShort(uint256 length);
+    /// @notice The batch data's version byte is not the protocol version.
+    error Settlement_BatchVersionMismatch(uint8 expected, uint8 got);
+    /// @notice The batch data's record count differs from the header's recordCount.
+    error Settlement_RecordCountMismatch(uint32 inData, uint32 inHeader);
     /// @notice The header's batchLength is not the length of the posted batch data.
     error Settlement_BatchLengthMismatch(uint256 length, uint32 batchLength);
     /// @notice The header's recordCount exceeds the trace tree's capacity (MAX_BATCH_RECORDS).

@@ -88,7 +88,7 @@ library EscapeLib {
 
     /// @notice The payout of a claim worth `value`: `value` when the pool covers every claim
     ///         (`total <= pool`), `floor(value * pool / total)` otherwise. Independent of claim order.
-    /// @dev pool and total are below 2^128 (the Settlement stores them as uint128). When total > pool, a value
+    /// @dev pool and total are below 2^128 (the escape hatch stores them as uint128). When total > pool, a value
     ///      of at least `total` (only possible in an inconsistent checkpoint) pays `pool`, which is what the
     ///      formula gives at value = total; below it, value * pool < 2^256 so the product cannot overflow.
     function haircut(uint256 value, uint256 pool, uint256 total) internal pure returns (uint256) {

@@ -130,7 +130,7 @@ class Checkpoints:
             "withdrawalTotal": 0,
             "batchHash": batch_hash(batch),
             "traceRoot": keccak256(b"trace" + (latest + 1).to_bytes(8, "big")),
-            "recordCount": 0,
+            "recordCount": int.from_bytes(batch[1:5], "big") if len(batch) >= 5 else 0,
             "batchLength": len(batch),
             "timestamp": max(prev.timestamp, self.chain.blocks.head.timestamp),
         }

@@ -94,7 +94,7 @@ def test_postCheckpoint_chunk_hash_of_multi_chunk_batch_succeeds(
 
 
 def test_postCheckpoint_max_record_count_succeeds(checkpoints: Any, bonded: Any) -> None:
-    checkpoints.post_next(recordCount=MAX_RECORDS)
+    checkpoints.post_next(bytes([2]) + MAX_RECORDS.to_bytes(4, "big"))
     assert bonded.latestSeq() == 1
 
 
@@ -224,7 +224,8 @@ def test_postCheckpoint_batch_hash_mismatch_reverts(
     checkpoints: Any, bonded: Any, consts: Any, reverts: Any
 ) -> None:
     header = checkpoints.next_header(consts.EMPTY_BATCH)
-    other = consts.EMPTY_BATCH[:-1] + b"\x01"  # same length, other data
+    other = consts.EMPTY_BATCH + b"\x01"  # other data (same version and count)
+    header["batchLength"] = len(other)
     with reverts(
         bonded.Settlement_BatchHashMismatch, expected=batch_hash(other), got=header["batchHash"]
     ):
@@ -246,9 +247,38 @@ def test_postCheckpoint_plain_keccak_batch_hash_reverts(
 def test_postCheckpoint_too_many_records_reverts(
     checkpoints: Any, bonded: Any, reverts: Any
 ) -> None:
-    header = checkpoints.next_header(recordCount=MAX_RECORDS + 1)
+    batch = bytes([2]) + (MAX_RECORDS + 1).to_bytes(4, "big")  # the data's count agrees
+    header = checkpoints.next_header(batch)
+    assert header["recordCount"] == MAX_RECORDS + 1
     with reverts(bonded.Settlement_TooManyRecords, count=MAX_RECORDS + 1, maximum=MAX_RECORDS):
-        checkpoints.post(header)
+        checkpoints.post(header, batch)
+
+
+def test_postCheckpoint_batch_shorter_than_its_header_reverts(
+    checkpoints: Any, bonded: Any, reverts: Any
+) -> None:
+    for batch in (b"", b"\x02\x00\x00\x00"):
+        header = checkpoints.next_header(batch)
+        with reverts(bonded.Settlement_BatchTooShort, length=len(batch)):
+            checkpoints.post(header, batch)
+
+
+def test_postCheckpoint_batch_version_mismatch_reverts(
+    checkpoints: Any, bonded: Any, reverts: Any
+) -> None:
+    batch = bytes([1]) + (0).to_bytes(4, "big")  # a version-1 batch
+    header = checkpoints.next_header(batch)
+    with reverts(bonded.Settlement_BatchVersionMismatch, expected=2, got=1):
+        checkpoints.post(header, batch)
+
+
+def test_postCheckpoint_record_count_mismatch_reverts(
+    checkpoints: Any, bonded: Any, reverts: Any
+) -> None:
+    batch = bytes([2]) + (3).to_bytes(4, "big")
+    header = checkpoints.next_header(batch, recordCount=1000)
+    with reverts(bonded.Settlement_RecordCountMismatch, inData=3, inHeader=1000):
+        checkpoints.post(header, batch)
 
 
 def test_postCheckpoint_too_many_withdrawals_reverts(
@@ -331,8 +361,9 @@ def test_postCheckpoint_rules_apply_in_documented_order_reverts(
         (bonded.Settlement_ForcedCursorOutOfRange, {"forcedCursor": 0}),
         (bonded.Settlement_BatchTooLarge, {}),
         (bonded.Settlement_BatchLengthMismatch, {"batchLength": good["batchLength"]}),
+        (bonded.Settlement_TooManyRecords, {"recordCount": 1}),
+        (bonded.Settlement_RecordCountMismatch, {"recordCount": 0}),
         (bonded.Settlement_BatchHashMismatch, {"batchHash": good["batchHash"]}),
-        (bonded.Settlement_TooManyRecords, {"recordCount": 0}),
         (bonded.Settlement_TooManyWithdrawals, {"withdrawalCount": 0}),
         (bonded.Settlement_BadTimestamp, {"timestamp": good["timestamp"]}),
     ]
