@@ -40,6 +40,9 @@ LONG_CLAIM_WINDOW = 365 * 24 * 3600
 GENESIS_ROOT = keccak256(b"isoperp genesis state root")
 EMPTY_BATCH = bytes([2]) + (0).to_bytes(4, "big")  # version 2, zero records
 WITHDRAWAL_DEPTH = 32
+# The test Settlement's `disputes`: a plain account (test account 6, the `disputer` fixture) that
+# calls invalidateFrom directly. DisputeGame tests deploy a Settlement naming a real DisputeGame.
+DISPUTER = "0x976EA74026E726554dB657fA54763abd0C3a0aa9"
 
 HEADER_FIELDS = (
     ("seq", "uint64"),
@@ -288,6 +291,13 @@ def stranger(accounts: Any) -> Any:
     return accounts[5]
 
 
+@pytest.fixture(scope="session")
+def disputer(accounts: Any) -> Any:
+    """The plain account the test Settlement names as its `disputes`."""
+    assert accounts[6].address == DISPUTER
+    return accounts[6]
+
+
 def settlement_args(
     token: Any, operator: Any, oracle: Any, root: bytes = GENESIS_ROOT, /, **overrides: Any
 ) -> list[Any]:
@@ -296,6 +306,7 @@ def settlement_args(
         "token": token,
         "operator": operator,
         "oracle": oracle,
+        "disputes": DISPUTER,
         "minBond": MIN_BOND,
         "challengeWindow": WINDOW,
         "forcedDeadline": FORCED_DEADLINE,
@@ -310,7 +321,7 @@ def settlement_args(
     names = ("challengeWindow", "forcedDeadline", "livenessTimeout", "claimWindow")
     periods = tuple(args.pop(name) for name in names)
     values = list(args.values())
-    values.insert(4, periods)  # ISettlement.Periods, after minBond
+    values.insert(5, periods)  # ISettlement.Periods, after minBond
     return values
 
 
@@ -526,6 +537,7 @@ def consts() -> SimpleNamespace:
         LIVENESS=LIVENESS,
         FORCED_FEE=FORCED_FEE,
         CLAIM_WINDOW=CLAIM_WINDOW,
+        DISPUTER=DISPUTER,
         settlement_args=settlement_args,
         make_market=make_market,
         leaf_fields=leaf_fields,

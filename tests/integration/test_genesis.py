@@ -91,6 +91,7 @@ def test_genesis_markets_not_matching_the_root_raise(rpc_url):
         good.deployment.token,
         client.address,
         good.deployment.oracle,
+        good.deployment.disputes,  # not this Settlement's dispute game: nothing disputes here
         good.deployment.min_bond,
         (
             good.deployment.challenge_window,
