@@ -21,7 +21,7 @@ from eth_utils import to_checksum_address
 
 from isoperp.hashing import keccak256
 from isoperp.ledger import arith
-from isoperp.ledger.model import Account, Market, Position
+from isoperp.ledger.model import Account, Exchange, Market, Position
 from isoperp.protocol import leaves as L
 from isoperp.protocol.batch import batch_hash
 from isoperp.protocol.constants import PPM
@@ -169,7 +169,7 @@ class Checkpoints:
 # ---------------------------------------------------------------- escape hatch: state trees
 
 STATE_DEPTH = 32
-EscapeLeaf = Account | Position | Market
+EscapeLeaf = Account | Position | Market | Exchange
 
 
 def make_market(market_id: int, mark: int, funding: int = 0, exp: int = 0) -> Market:
@@ -193,7 +193,8 @@ def make_market(market_id: int, mark: int, funding: int = 0, exp: int = 0) -> Ma
 
 
 def leaf_fields(leaf: EscapeLeaf) -> tuple[Any, ...]:
-    """The Solidity struct (LeafLib's AccountLeaf / PositionLeaf / MarketLeaf) of a model leaf."""
+    """The Solidity struct (LeafLib's AccountLeaf / PositionLeaf / MarketLeaf / ExchangeLeaf) of a
+    model leaf."""
     return L.solidity_struct(leaf)
 
 
@@ -209,6 +210,8 @@ def escape_value(leaf: Account | Position, market: Market | None = None) -> int:
 
 
 def leaf_index(leaf: EscapeLeaf) -> int:
+    if isinstance(leaf, Exchange):
+        return L.EXCHANGE_INDEX
     if isinstance(leaf, Account):
         return L.account_index(leaf.account_id)
     if isinstance(leaf, Position):
@@ -217,6 +220,8 @@ def leaf_index(leaf: EscapeLeaf) -> int:
 
 
 def leaf_bytes(leaf: EscapeLeaf) -> bytes:
+    if isinstance(leaf, Exchange):
+        return L.encode_exchange(leaf)
     if isinstance(leaf, Account):
         return L.encode_account(leaf)
     if isinstance(leaf, Position):
@@ -556,4 +561,5 @@ def consts() -> SimpleNamespace:
         header_tuple=header_tuple,
         withdrawal_leaf=withdrawal_leaf,
         Withdrawals=Withdrawals,
+        Checkpoints=Checkpoints,
     )
