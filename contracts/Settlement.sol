@@ -14,10 +14,12 @@ import {RequestLib} from "./libraries/RequestLib.sol";
 /// @title Settlement
 /// @notice Checkpoint chain, operator bond and withdrawal claims of the isoperp exchange (docs/PROTOCOL.md,
 ///         section 4). It creates the collateral vault and the escape hatch (forced requests, freeze, escapes).
-/// @dev Checkpoints are stored in a mapping keyed by sequence number with a stored `_latest`; seq 0 is the
-///      genesis checkpoint, fixed at deployment and final from the start. The dispute contract (`disputes`,
-///      IDisputeGame) may invalidate a pending checkpoint and every later one in O(1) by lowering `_latest`;
-///      the next post then reuses the sequence number (entries above `_latest` are stale and never read). Finality is lazy: checkpoint `seq > 0` is final once
+/// @dev Checkpoints are stored in a mapping keyed by sequence number with a stored length `_count` (latest seq
+///      + 1); seq 0 is the genesis checkpoint, fixed at deployment and final from the start. The dispute contract
+///      (`disputes`, IDisputeGame) may invalidate a pending checkpoint and every later one in O(1) by lowering
+///      `_count`; the next post then reuses the sequence number (entries at or above `_count` are stale and never
+///      read).
+///      Finality is lazy: checkpoint `seq > 0` is final once
 ///      `postedAt + challengeWindow <= now`, where `now` is the block time, or the freeze time once frozen (so
 ///      nothing finalizes after a freeze; the freeze time is the escape hatch's). Because `postedAt` never decreases along the chain, the finalized
 ///      checkpoints are always a prefix of it (`lastFinalizedSeq` relies on that).
@@ -65,12 +67,14 @@ contract Settlement is ISettlement {
     /// @inheritdoc ISettlement
     uint256 public bond;
 
-    /// @dev `_checkpoints[seq]` for seq in [0, _latest]; entries above `_latest` are stale (invalidated) and
-    ///      never read: every read goes through `_checkpoint`, which bounds seq by `_latest`, or reads `_latest`.
+    /// @dev `_checkpoints[seq]` for seq < _count; entries at or above `_count` are stale (invalidated) and never
+    ///      read: every read goes through `_checkpoint`, which bounds seq by `_latestSeq()`, or reads the latest.
     mapping(uint64 seq => Checkpoint) private _checkpoints;
 
-    /// @dev Sequence number of the latest posted (and not invalidated) checkpoint; 0 = only genesis.
-    uint64 private _latest;
+    /// @dev Number of live checkpoints, genesis included (>= 1): the latest seq + 1. A length rather than the
+    ///      latest seq so that the slot is never zero: every post and invalidation rewrites a nonzero word
+    ///      (no 20k zero-to-nonzero store on the first post, no refund games).
+    uint64 private _count;
 
     /// @dev Claimed withdrawals, keyed by the global leaf index only: bit `index & 255` of word `index >> 8`.
     mapping(uint256 word => uint256 bits) private _claimed;
@@ -147,6 +151,7 @@ contract Settlement is ISettlement {
             postedAt: uint64(block.timestamp),
             withdrawalTotal: 0
         });
+        _count = 1;
         emit GenesisMarketsListed(genesisStateRoot, genesisMarketLeaves, genesisMarketSymbols);
     }
 
@@ -203,7 +208,7 @@ contract Settlement is ISettlement {
         if (amount == 0) revert Settlement_ZeroAmount();
         // The bond a fraud proof slashes stays while any checkpoint can still be disputed. Finality is a prefix
         // of the chain, so every checkpoint is final exactly when the latest one is.
-        uint64 latest = _latest;
+        uint64 latest = _latestSeq();
         uint64 now_ = _now();
         if (_finalizesAt(latest, _checkpoints[latest]) > now_) {
             revert Settlement_CheckpointsPending(latest, _lastFinalizedSeq(now_));
@@ -232,7 +237,7 @@ contract Settlement is ISettlement {
         uint64 postedAt = uint64(block.timestamp);
         // withdrawalsRoot / withdrawalCount / withdrawalTotal are the exchange leaf's: cumulative since genesis.
         // Every field the header-vs-state dispute compares (IDisputeGame.proveHeaderMismatch) is stored here.
-        // header.seq == _latest + 1 (rule 3); the slot may hold an invalidated checkpoint, overwritten whole.
+        // header.seq == latest + 1 (rule 3); the slot may hold an invalidated checkpoint, overwritten whole.
         _checkpoints[header.seq] = Checkpoint({
             checkpointHash: checkpointHash,
             stateRoot: header.stateRoot,
@@ -244,7 +249,10 @@ contract Settlement is ISettlement {
             postedAt: postedAt,
             withdrawalTotal: header.withdrawalTotal
         });
-        _latest = header.seq;
+        unchecked {
+            // header.seq == latest + 1 <= 2^63 (at most one post per block), far from the uint64 limit.
+            _count = header.seq + 1;
+        }
         emit CheckpointPosted(
             header.seq,
             checkpointHash,
@@ -257,7 +265,7 @@ contract Settlement is ISettlement {
 
     /// @dev The acceptance rules of a checkpoint, one per line, in the order docs/PROTOCOL.md lists them.
     function _checkCheckpoint(CheckpointHeader calldata header, bytes calldata batchData) private view {
-        uint64 latest = _latest;
+        uint64 latest = _latestSeq();
         Checkpoint storage prev = _checkpoints[latest];
         IEscapeHatch hatch = IEscapeHatch(escapeHatch);
 
@@ -340,11 +348,9 @@ contract Settlement is ISettlement {
         //    final from the start, so seq > 0.
         uint64 finalAt = _finalizesAt(seq, cp);
         if (finalAt <= _now()) revert Settlement_CheckpointFinal(seq, finalAt);
-        uint64 previousLatest = _latest;
-        unchecked {
-            // seq > 0: genesis (seq 0) is final, rule 3.
-            _latest = seq - 1;
-        }
+        uint64 previousLatest = _latestSeq();
+        // The latest becomes seq - 1: the count of live checkpoints is seq (>= 1: genesis is final, rule 3).
+        _count = seq;
         emit CheckpointsInvalidated(seq, previousLatest);
     }
 
@@ -408,7 +414,7 @@ contract Settlement is ISettlement {
 
     /// @inheritdoc ISettlement
     function latestSeq() external view returns (uint64) {
-        return _latest;
+        return _latestSeq();
     }
 
     /// @inheritdoc ISettlement
@@ -423,7 +429,7 @@ contract Settlement is ISettlement {
 
     /// @inheritdoc ISettlement
     function isFinalized(uint64 seq) external view returns (bool) {
-        if (seq > _latest) return false;
+        if (seq > _latestSeq()) return false;
         return _finalizesAt(seq, _checkpoints[seq]) <= _now();
     }
 
@@ -456,9 +462,17 @@ contract Settlement is ISettlement {
         return RequestLib.domainSeparator(block.chainid, address(this));
     }
 
+    /// @dev Sequence number of the latest live checkpoint.
+    function _latestSeq() private view returns (uint64) {
+        unchecked {
+            // _count >= 1: set to 1 at genesis, then only to seq + 1 (post) or seq >= 1 (invalidateFrom).
+            return _count - 1;
+        }
+    }
+
     /// @dev The stored checkpoint `seq`; reverts Settlement_UnknownCheckpoint if there is none.
     function _checkpoint(uint64 seq) private view returns (Checkpoint storage) {
-        if (seq > _latest) revert Settlement_UnknownCheckpoint(seq);
+        if (seq > _latestSeq()) revert Settlement_UnknownCheckpoint(seq);
         return _checkpoints[seq];
     }
 
@@ -473,11 +487,11 @@ contract Settlement is ISettlement {
     ///      because postedAt is, and genesis is final.
     function _lastFinalizedSeq(uint64 at) private view returns (uint64) {
         uint64 lo = 0; // known final
-        uint64 hi = _latest; // upper bound of the search
+        uint64 hi = _latestSeq(); // upper bound of the search
         while (lo < hi) {
             uint64 mid;
             unchecked {
-                // lo < hi <= _latest < 2^63 (one post per block), so the sum cannot overflow; mid > lo.
+                // lo < hi <= latest < 2^63 (one post per block), so the sum cannot overflow; mid > lo.
                 mid = (lo + hi + 1) / 2;
             }
             if (_finalizesAt(mid, _checkpoints[mid]) <= at) {

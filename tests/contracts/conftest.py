@@ -19,6 +19,7 @@ from ape.exceptions import CustomError
 from eth_abi import decode, encode
 from eth_utils import to_checksum_address
 
+from isoperp.chain.deploy import create_address
 from isoperp.hashing import keccak256
 from isoperp.ledger import arith
 from isoperp.ledger.model import Account, Exchange, Market, Position
@@ -390,6 +391,30 @@ def deploy_settlement(project: Any, deployer: Any, operator: Any, oracle: Any, c
         settlement.postBond(sender=operator, value=MIN_BOND)
         vault = project.CollateralVault.at(settlement.vault())
         return settlement, vault, Checkpoints(settlement, vault, operator, chain)
+
+    return deploy
+
+
+@pytest.fixture(scope="session")
+def deploy_game(project: Any, deployer: Any, operator: Any, oracle: Any) -> Any:
+    """Factory: a Settlement over `token` whose `disputes` is the DisputeGame deployed right after
+    it (address precomputed from the deployer's nonce, as isoperp.chain.deploy does); returns
+    (settlement, game)."""
+
+    def deploy(
+        token: Any,
+        root: bytes = GENESIS_ROOT,
+        record_types: list[int] | None = None,
+        verifiers: list[Any] | None = None,
+    ) -> tuple[Any, Any]:
+        predicted = create_address(deployer.address, deployer.nonce + 1)
+        args = settlement_args(token, operator, oracle, root, disputes=predicted)
+        settlement = deployer.deploy(project.Settlement, *args)
+        game = deployer.deploy(
+            project.DisputeGame, settlement, record_types or [], verifiers or []
+        )
+        assert game.address == predicted == settlement.disputes()
+        return settlement, game
 
     return deploy
 

@@ -27,30 +27,6 @@ FIELD_DEPOSIT_CURSOR, FIELD_FORCED_CURSOR, FIELD_WITHDRAWALS_ROOT = 1, 2, 3
 FIELD_WITHDRAWAL_COUNT, FIELD_WITHDRAWAL_TOTAL = 4, 5
 
 
-@pytest.fixture(scope="session")
-def deploy_game(project: Any, deployer: Any, operator: Any, oracle: Any, consts: Any) -> Any:
-    """Factory: a Settlement over `token` whose `disputes` is the DisputeGame deployed right after
-    it (address precomputed from the deployer's nonce, as isoperp.chain.deploy does); returns
-    (settlement, game)."""
-
-    def deploy(
-        token: Any,
-        root: bytes = consts.GENESIS_ROOT,
-        record_types: list[int] | None = None,
-        verifiers: list[Any] | None = None,
-    ) -> tuple[Any, Any]:
-        predicted = create_address(deployer.address, deployer.nonce + 1)
-        args = consts.settlement_args(token, operator, oracle, root, disputes=predicted)
-        settlement = deployer.deploy(project.Settlement, *args)
-        game = deployer.deploy(
-            project.DisputeGame, settlement, record_types or [], verifiers or []
-        )
-        assert game.address == predicted == settlement.disputes()
-        return settlement, game
-
-    return deploy
-
-
 @pytest.fixture
 def world(
     deploy_game: Any,

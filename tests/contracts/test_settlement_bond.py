@@ -347,8 +347,8 @@ def test_withdrawBond_after_invalidating_pending_succeeds(
 def test_withdrawBond_pending_at_freeze_reverts(
     checkpoints: Any, operator: Any, stranger: Any, chain: Any, reverts: Any, consts: Any
 ) -> None:
-    """A checkpoint pending at the freeze never finalizes (the Settlement's clock stops), so the bond
-    stays for the dispute that may still come."""
+    """A checkpoint pending at the freeze never finalizes (the Settlement's clock stops), so the
+    bond stays for the dispute that may still come."""
     settlement = checkpoints.settlement
     settlement.postBond(sender=operator, value=ETH)
     checkpoints.post_next()
