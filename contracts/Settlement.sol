@@ -14,8 +14,12 @@ import {RequestLib} from "./libraries/RequestLib.sol";
 /// @title Settlement
 /// @notice Checkpoint chain, operator bond and withdrawal claims of the isoperp exchange (docs/PROTOCOL.md,
 ///         section 4). It creates the collateral vault and the escape hatch (forced requests, freeze, escapes).
-/// @dev Checkpoints are stored in an array indexed by sequence number; index 0 is the genesis checkpoint,
-///      fixed at deployment and final from the start. Finality is lazy: checkpoint `seq > 0` is final once
+/// @dev Checkpoints are stored in a mapping keyed by sequence number with a stored length `_count` (latest seq
+///      + 1); seq 0 is the genesis checkpoint, fixed at deployment and final from the start. The dispute contract
+///      (`disputes`, IDisputeGame) may invalidate a pending checkpoint and every later one in O(1) by lowering
+///      `_count`; the next post then reuses the sequence number (entries at or above `_count` are stale and never
+///      read).
+///      Finality is lazy: checkpoint `seq > 0` is final once
 ///      `postedAt + challengeWindow <= now`, where `now` is the block time, or the freeze time once frozen (so
 ///      nothing finalizes after a freeze; the freeze time is the escape hatch's). Because `postedAt` never decreases along the chain, the finalized
 ///      checkpoints are always a prefix of it (`lastFinalizedSeq` relies on that).
@@ -55,6 +59,8 @@ contract Settlement is ISettlement {
     address public immutable escapeHatch;
     /// @inheritdoc ISettlement
     uint64 public immutable forcedDeadline;
+    /// @inheritdoc ISettlement
+    address public immutable disputes;
 
     /// @dev Chain id at deployment, and the domain separator computed for it.
     uint256 private immutable _deployChainId;
@@ -63,8 +69,14 @@ contract Settlement is ISettlement {
     /// @inheritdoc ISettlement
     uint256 public bond;
 
-    /// @dev `_checkpoints[seq]`; never empty (genesis).
-    Checkpoint[] private _checkpoints;
+    /// @dev `_checkpoints[seq]` for seq < _count; entries at or above `_count` are stale (invalidated) and never
+    ///      read: every read goes through `_checkpoint`, which bounds seq by `_latestSeq()`, or reads the latest.
+    mapping(uint64 seq => Checkpoint) private _checkpoints;
+
+    /// @dev Number of live checkpoints, genesis included (>= 1): the latest seq + 1. A length rather than the
+    ///      latest seq so that the slot is never zero: every post and invalidation rewrites a nonzero word
+    ///      (no 20k zero-to-nonzero store on the first post, no refund games).
+    uint64 private _count;
 
     /// @dev Claimed withdrawals, keyed by the global leaf index only: bit `index & 255` of word `index >> 8`.
     mapping(uint256 word => uint256 bits) private _claimed;
@@ -82,6 +94,9 @@ contract Settlement is ISettlement {
     /// @param token The collateral token (a contract).
     /// @param operator_ The operator, the only address that may post checkpoints and bond.
     /// @param oracle_ The price oracle's signing address (fraud-proof phase; nonzero).
+    /// @param disputes_ The dispute contract (IDisputeGame), the only address that may invalidate checkpoints
+    ///        (nonzero). It is deployed after this contract and knows it, so the deployer precomputes its address
+    ///        (its CREATE nonce); the DisputeGame's constructor checks that this contract names it.
     /// @param minBond_ The bond the operator must keep to post (wei).
     /// @param periods The protocol's periods in seconds (ISettlement.Periods), each in (0, 365 days]:
     ///        challengeWindow between a post and its finality; forcedDeadline for serving a forced request or
@@ -98,6 +113,7 @@ contract Settlement is ISettlement {
         address token,
         address operator_,
         address oracle_,
+        address disputes_,
         uint256 minBond_,
         Periods memory periods,
         uint256 forcedRequestFee_,
@@ -107,11 +123,14 @@ contract Settlement is ISettlement {
     ) {
         // A token without code would make every transfer a silent no-op (this also rejects address(0)).
         if (token.code.length == 0) revert Settlement_InvalidParameter();
-        if (operator_ == address(0) || oracle_ == address(0)) revert Settlement_InvalidParameter();
+        if (operator_ == address(0) || oracle_ == address(0) || disputes_ == address(0)) {
+            revert Settlement_InvalidParameter();
+        }
         _checkPeriods(periods);
 
         operator = operator_;
         oracle = oracle_;
+        disputes = disputes_;
         minBond = minBond_;
         challengeWindow = periods.challengeWindow;
         forcedDeadline = periods.forcedDeadline;
@@ -123,19 +142,18 @@ contract Settlement is ISettlement {
         // event: that event promises batch data in its transaction's calldata, and genesis has none.
         CheckpointHeader memory genesis;
         genesis.stateRoot = genesisStateRoot;
-        _checkpoints.push(
-            Checkpoint({
-                checkpointHash: CheckpointLib.hash(genesis),
-                stateRoot: genesisStateRoot,
-                withdrawalsRoot: bytes32(0),
-                withdrawalCount: 0,
-                depositCursor: 0,
-                forcedCursor: 0,
-                timestamp: 0,
-                postedAt: uint64(block.timestamp),
-                withdrawalTotal: 0
-            })
-        );
+        _checkpoints[0] = Checkpoint({
+            checkpointHash: CheckpointLib.hash(genesis),
+            stateRoot: genesisStateRoot,
+            withdrawalsRoot: bytes32(0),
+            withdrawalCount: 0,
+            depositCursor: 0,
+            forcedCursor: 0,
+            timestamp: 0,
+            postedAt: uint64(block.timestamp),
+            withdrawalTotal: 0
+        });
+        _count = 1;
         emit GenesisMarketsListed(genesisStateRoot, genesisMarketLeaves, genesisMarketSymbols);
     }
 
@@ -190,6 +208,13 @@ contract Settlement is ISettlement {
     /// @inheritdoc ISettlement
     function withdrawBond(uint256 amount) external onlyOperator {
         if (amount == 0) revert Settlement_ZeroAmount();
+        // The bond a fraud proof slashes stays while any checkpoint can still be disputed. Finality is a prefix
+        // of the chain, so every checkpoint is final exactly when the latest one is.
+        uint64 latest = _latestSeq();
+        uint64 now_ = _now();
+        if (_finalizesAt(latest, _checkpoints[latest]) > now_) {
+            revert Settlement_CheckpointsPending(latest, _lastFinalizedSeq(now_));
+        }
         uint256 current = bond;
         uint256 withdrawable = current > minBond ? current - minBond : 0;
         if (amount > withdrawable) revert Settlement_BondLocked(amount, withdrawable);
@@ -213,19 +238,23 @@ contract Settlement is ISettlement {
         bytes32 checkpointHash = CheckpointLib.hash(header);
         uint64 postedAt = uint64(block.timestamp);
         // withdrawalsRoot / withdrawalCount / withdrawalTotal are the exchange leaf's: cumulative since genesis.
-        _checkpoints.push(
-            Checkpoint({
-                checkpointHash: checkpointHash,
-                stateRoot: header.stateRoot,
-                withdrawalsRoot: header.withdrawalsRoot,
-                withdrawalCount: header.withdrawalCount,
-                depositCursor: header.depositCursor,
-                forcedCursor: header.forcedCursor,
-                timestamp: header.timestamp,
-                postedAt: postedAt,
-                withdrawalTotal: header.withdrawalTotal
-            })
-        );
+        // Every field the header-vs-state dispute compares (IDisputeGame.proveHeaderMismatch) is stored here.
+        // header.seq == latest + 1 (rule 3); the slot may hold an invalidated checkpoint, overwritten whole.
+        _checkpoints[header.seq] = Checkpoint({
+            checkpointHash: checkpointHash,
+            stateRoot: header.stateRoot,
+            withdrawalsRoot: header.withdrawalsRoot,
+            withdrawalCount: header.withdrawalCount,
+            depositCursor: header.depositCursor,
+            forcedCursor: header.forcedCursor,
+            timestamp: header.timestamp,
+            postedAt: postedAt,
+            withdrawalTotal: header.withdrawalTotal
+        });
+        unchecked {
+            // header.seq == latest + 1 <= 2^63 (at most one post per block), far from the uint64 limit.
+            _count = header.seq + 1;
+        }
         emit CheckpointPosted(
             header.seq,
             checkpointHash,
@@ -238,7 +267,8 @@ contract Settlement is ISettlement {
 
     /// @dev The acceptance rules of a checkpoint, one per line, in the order docs/PROTOCOL.md lists them.
     function _checkCheckpoint(CheckpointHeader calldata header, bytes calldata batchData) private view {
-        Checkpoint storage prev = _checkpoints[_checkpoints.length - 1];
+        uint64 latest = _latestSeq();
+        Checkpoint storage prev = _checkpoints[latest];
         IEscapeHatch hatch = IEscapeHatch(escapeHatch);
 
         // 0. Nothing is posted after a freeze.
@@ -247,10 +277,10 @@ contract Settlement is ISettlement {
         if (msg.sender != operator) revert Settlement_NotOperator(msg.sender);
         // 2. The operator is bonded at least the minimum (the stake a fraud proof slashes).
         if (bond < minBond) revert Settlement_BondTooLow(bond, minBond);
-        // 3. The sequence number is the next one.
-        uint64 expectedSeq = uint64(_checkpoints.length);
+        // 3. The sequence number is the next one (after an invalidation, the invalidated one again).
+        uint64 expectedSeq = latest + 1;
         if (header.seq != expectedSeq) revert Settlement_WrongSequence(expectedSeq, header.seq);
-        // 4. The header chains onto the latest checkpoint.
+        // 4. The header chains onto the latest (not invalidated) checkpoint.
         if (header.prevHash != prev.checkpointHash) {
             revert Settlement_WrongPrevHash(prev.checkpointHash, header.prevHash);
         }
@@ -316,6 +346,24 @@ contract Settlement is ISettlement {
         }
     }
 
+    // ------------------------------------------------------------------ disputes
+
+    /// @inheritdoc ISettlement
+    function invalidateFrom(uint64 seq) external {
+        // 1. Only the dispute contract judges checkpoints; this contract only applies its verdict.
+        if (msg.sender != disputes) revert Settlement_NotDisputes(msg.sender);
+        // 2. The checkpoint exists (is posted and not invalidated already).
+        Checkpoint storage cp = _checkpoint(seq);
+        // 3. It is still pending: a final checkpoint is never undone (claims may have paid against it). Genesis is
+        //    final from the start, so seq > 0.
+        uint64 finalAt = _finalizesAt(seq, cp);
+        if (finalAt <= _now()) revert Settlement_CheckpointFinal(seq, finalAt);
+        uint64 previousLatest = _latestSeq();
+        // The latest becomes seq - 1: the count of live checkpoints is seq (>= 1: genesis is final, rule 3).
+        _count = seq;
+        emit CheckpointsInvalidated(seq, previousLatest);
+    }
+
     // ------------------------------------------------------------------ withdrawals
 
     /// @inheritdoc ISettlement
@@ -375,11 +423,8 @@ contract Settlement is ISettlement {
 
 
     /// @inheritdoc ISettlement
-    function latestSeq() public view returns (uint64) {
-        unchecked {
-            // The array always holds the genesis checkpoint, so length >= 1.
-            return uint64(_checkpoints.length - 1);
-        }
+    function latestSeq() external view returns (uint64) {
+        return _latestSeq();
     }
 
     /// @inheritdoc ISettlement
@@ -394,7 +439,7 @@ contract Settlement is ISettlement {
 
     /// @inheritdoc ISettlement
     function isFinalized(uint64 seq) external view returns (bool) {
-        if (seq >= _checkpoints.length) return false;
+        if (seq > _latestSeq()) return false;
         return _finalizesAt(seq, _checkpoints[seq]) <= _now();
     }
 
@@ -427,9 +472,17 @@ contract Settlement is ISettlement {
         return RequestLib.domainSeparator(block.chainid, address(this));
     }
 
+    /// @dev Sequence number of the latest live checkpoint.
+    function _latestSeq() private view returns (uint64) {
+        unchecked {
+            // _count >= 1: set to 1 at genesis, then only to seq + 1 (post) or seq >= 1 (invalidateFrom).
+            return _count - 1;
+        }
+    }
+
     /// @dev The stored checkpoint `seq`; reverts Settlement_UnknownCheckpoint if there is none.
     function _checkpoint(uint64 seq) private view returns (Checkpoint storage) {
-        if (seq >= _checkpoints.length) revert Settlement_UnknownCheckpoint(seq);
+        if (seq > _latestSeq()) revert Settlement_UnknownCheckpoint(seq);
         return _checkpoints[seq];
     }
 
@@ -443,15 +496,15 @@ contract Settlement is ISettlement {
     /// @dev The latest checkpoint final at time `at`. Binary search: finality is monotonic along the chain
     ///      because postedAt is, and genesis is final.
     function _lastFinalizedSeq(uint64 at) private view returns (uint64) {
-        uint256 lo = 0; // known final
-        uint256 hi = _checkpoints.length - 1; // upper bound of the search
+        uint64 lo = 0; // known final
+        uint64 hi = _latestSeq(); // upper bound of the search
         while (lo < hi) {
-            uint256 mid;
+            uint64 mid;
             unchecked {
-                // lo < hi < array length (< 2^64), so the sum cannot overflow; mid > lo.
+                // lo < hi <= latest < 2^63 (one post per block), so the sum cannot overflow; mid > lo.
                 mid = (lo + hi + 1) / 2;
             }
-            if (_finalizesAt(uint64(mid), _checkpoints[mid]) <= at) {
+            if (_finalizesAt(mid, _checkpoints[mid]) <= at) {
                 lo = mid;
             } else {
                 unchecked {
@@ -460,7 +513,7 @@ contract Settlement is ISettlement {
                 }
             }
         }
-        return uint64(lo);
+        return lo;
     }
 
     /// @dev When checkpoint `seq` (stored at `cp`) is final: at its post for genesis, after the window otherwise.

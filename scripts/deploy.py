@@ -35,6 +35,9 @@ class ApeDeployer:
     def chain_id(self) -> int:
         return self._chain_id
 
+    def next_nonce(self) -> int:
+        return int(self.account.nonce)
+
     def deploy_contract(self, name: str, *args: object) -> tuple[str, int]:
         instance = self.account.deploy(project.get_contract(name), *args)
         return str(instance.address), int(chain.blocks.height)  # automined in this block
@@ -71,7 +74,8 @@ def cli(
     markets_file: Path | None,
     out: Path,
 ) -> None:
-    """Deploy MockUSDC (unless --token), Settlement (+ vault), post the bond, write the file."""
+    """Deploy MockUSDC (unless --token), Settlement (+ vault, hatch), DisputeGame, post the bond,
+    write the file."""
     if account is None:  # pragma: no cover - ape always resolves one on local networks
         account = accounts.test_accounts[0]
     chain_id = int(provider.chain_id)  # type: ignore[attr-defined]
@@ -91,7 +95,7 @@ def cli(
     deployment.save(out)
     click.echo(
         f"Settlement {deployment.settlement}, vault {deployment.vault}, "
-        f"escape hatch {deployment.escape_hatch}"
+        f"escape hatch {deployment.escape_hatch}, disputes {deployment.disputes}"
     )
     click.echo(f"collateral token {deployment.token}")
     click.echo(f"deployment file written to {out}")

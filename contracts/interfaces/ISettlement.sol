@@ -11,6 +11,9 @@ import {CheckpointHeader} from "../libraries/CheckpointLib.sol";
 ///         The escape hatch (forced requests, freeze, escapes) is a separate contract the Settlement creates
 ///         (`escapeHatch`, IEscapeHatch); the Settlement reads its forced queue for post rules 7-9 and its
 ///         freeze time: nothing is posted after the freeze and nothing finalizes after it.
+///         The Settlement never judges a root: the dispute contract (`disputes`, IDisputeGame) does, and may
+///         invalidate a pending checkpoint with every later one (`invalidateFrom`); the chain then continues from
+///         the checkpoint before it. The operator's bond stays while any checkpoint is pending.
 /// @dev Formats are specified in docs/PROTOCOL.md (section 4). Finality is evaluated lazily.
 interface ISettlement {
     /// @notice What the contract stores per checkpoint.
@@ -74,6 +77,12 @@ interface ISettlement {
         uint64 depositCursor,
         uint64 finalizesAt
     );
+    /// @notice The dispute contract invalidated checkpoints [fromSeq, previousLatest]: the latest checkpoint is now
+    ///         fromSeq - 1 and the next post has sequence number fromSeq again. Forced requests and deposits those
+    ///         checkpoints served count as unserved again, with their original times.
+    /// @param fromSeq The first invalidated checkpoint (pending, > 0).
+    /// @param previousLatest The latest checkpoint before the invalidation (>= fromSeq).
+    event CheckpointsInvalidated(uint64 indexed fromSeq, uint64 previousLatest);
     /// @notice A withdrawal of a finalized checkpoint was paid.
     event WithdrawalClaimed(
         uint64 indexed seq, uint32 indexed index, uint32 accountId, address indexed recipient, uint128 amount
@@ -87,9 +96,18 @@ interface ISettlement {
     error Settlement_ZeroAmount();
     /// @notice Withdrawing this much would leave the bond below the minimum.
     error Settlement_BondLocked(uint256 requested, uint256 withdrawable);
+    /// @notice No bond leaves while a posted checkpoint is pending (a fraud proof against it slashes the bond).
+    /// @param latestSeq The latest posted checkpoint.
+    /// @param lastFinalizedSeq The latest final one (< latestSeq).
+    error Settlement_CheckpointsPending(uint64 latestSeq, uint64 lastFinalizedSeq);
+    /// @notice Only the dispute contract may call this.
+    error Settlement_NotDisputes(address caller);
+    /// @notice The checkpoint is final (its challenge window has passed, before the freeze if frozen; genesis is
+    ///         final from the start): it can no longer be invalidated.
+    error Settlement_CheckpointFinal(uint64 seq, uint64 finalizedAt);
     /// @notice Sending ETH to the operator failed.
     error Settlement_TransferFailed();
-    /// @notice Constructor address parameter invalid: a token without code, a zero operator or oracle.
+    /// @notice Constructor address parameter invalid: a token without code, a zero operator, oracle or disputes.
     error Settlement_InvalidParameter();
     /// @notice The challenge window is 0 or longer than MAX_CHALLENGE_WINDOW.
     error Settlement_ChallengeWindowOutOfRange(uint64 challengeWindow, uint64 maximum);
@@ -161,8 +179,22 @@ interface ISettlement {
     /// @notice Adds msg.value to the operator's bond. Operator only.
     function postBond() external payable;
 
-    /// @notice Sends `amount` of bond above the minimum back to the operator. Operator only.
+    /// @notice Sends `amount` of bond above the minimum back to the operator. Operator only, and only while every
+    ///         posted checkpoint is final (Settlement_CheckpointsPending otherwise).
     function withdrawBond(uint256 amount) external;
+
+    /// @notice Invalidates checkpoint `seq` and every later one: the latest checkpoint becomes `seq - 1`, and the
+    ///         next post has sequence number `seq` and chains onto checkpoint `seq - 1` (post rules 3-4). Only the
+    ///         dispute contract (`disputes`) calls this, after it proved checkpoint `seq` wrong. O(1) gas however
+    ///         many checkpoints follow `seq`: only the stored latest sequence number changes.
+    /// @dev Rules, in order: caller is `disputes` (Settlement_NotDisputes); checkpoint `seq` exists
+    ///      (Settlement_UnknownCheckpoint: seq > latestSeq, including invalidated ones); it is not final at the
+    ///      Settlement's clock (block time, or the freeze time once frozen) (Settlement_CheckpointFinal; covers
+    ///      genesis). Emits CheckpointsInvalidated(seq, previous latestSeq). Since the escape hatch reads the
+    ///      latest checkpoint's cursors through views, forced requests and deposits that only the invalidated
+    ///      checkpoints served are unserved again, with their original deadlines.
+    /// @param seq The first checkpoint to invalidate.
+    function invalidateFrom(uint64 seq) external;
 
     /// @notice Posts the next checkpoint. Operator only, bond at least the minimum.
     /// @param header The checkpoint header (docs/PROTOCOL.md, section 4).
@@ -233,6 +265,8 @@ interface ISettlement {
     function cumulativeWithdrawalTotal(uint64 seq) external view returns (uint128);
     /// @notice The EIP-712 domain separator for signed requests (docs/PROTOCOL.md, section 3.1).
     function domainSeparator() external view returns (bytes32);
+    /// @notice The dispute contract (IDisputeGame), the only address that may invalidate checkpoints.
+    function disputes() external view returns (address);
     /// @notice The oracle whose signed prices the fraud-proof phase checks (stored, not used yet).
     function oracle() external view returns (address);
     /// @notice Seconds the operator has to serve a forced request (post rule 9; also the deposit deadline).

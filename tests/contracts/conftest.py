@@ -19,9 +19,10 @@ from ape.exceptions import CustomError
 from eth_abi import decode, encode
 from eth_utils import to_checksum_address
 
+from isoperp.chain.deploy import create_address
 from isoperp.hashing import keccak256
 from isoperp.ledger import arith
-from isoperp.ledger.model import Account, Market, Position
+from isoperp.ledger.model import Account, Exchange, Market, Position
 from isoperp.protocol import leaves as L
 from isoperp.protocol.batch import batch_hash
 from isoperp.protocol.constants import PPM
@@ -40,6 +41,9 @@ LONG_CLAIM_WINDOW = 365 * 24 * 3600
 GENESIS_ROOT = keccak256(b"isoperp genesis state root")
 EMPTY_BATCH = bytes([2]) + (0).to_bytes(4, "big")  # version 2, zero records
 WITHDRAWAL_DEPTH = 32
+# The test Settlement's `disputes`: a plain account (test account 6, the `disputer` fixture) that
+# calls invalidateFrom directly. DisputeGame tests deploy a Settlement naming a real DisputeGame.
+DISPUTER = "0x976EA74026E726554dB657fA54763abd0C3a0aa9"
 
 HEADER_FIELDS = (
     ("seq", "uint64"),
@@ -166,7 +170,7 @@ class Checkpoints:
 # ---------------------------------------------------------------- escape hatch: state trees
 
 STATE_DEPTH = 32
-EscapeLeaf = Account | Position | Market
+EscapeLeaf = Account | Position | Market | Exchange
 
 
 def make_market(market_id: int, mark: int, funding: int = 0, exp: int = 0) -> Market:
@@ -190,7 +194,8 @@ def make_market(market_id: int, mark: int, funding: int = 0, exp: int = 0) -> Ma
 
 
 def leaf_fields(leaf: EscapeLeaf) -> tuple[Any, ...]:
-    """The Solidity struct (LeafLib's AccountLeaf / PositionLeaf / MarketLeaf) of a model leaf."""
+    """The Solidity struct (LeafLib's AccountLeaf / PositionLeaf / MarketLeaf / ExchangeLeaf) of a
+    model leaf."""
     return L.solidity_struct(leaf)
 
 
@@ -206,6 +211,8 @@ def escape_value(leaf: Account | Position, market: Market | None = None) -> int:
 
 
 def leaf_index(leaf: EscapeLeaf) -> int:
+    if isinstance(leaf, Exchange):
+        return L.EXCHANGE_INDEX
     if isinstance(leaf, Account):
         return L.account_index(leaf.account_id)
     if isinstance(leaf, Position):
@@ -214,6 +221,8 @@ def leaf_index(leaf: EscapeLeaf) -> int:
 
 
 def leaf_bytes(leaf: EscapeLeaf) -> bytes:
+    if isinstance(leaf, Exchange):
+        return L.encode_exchange(leaf)
     if isinstance(leaf, Account):
         return L.encode_account(leaf)
     if isinstance(leaf, Position):
@@ -288,6 +297,13 @@ def stranger(accounts: Any) -> Any:
     return accounts[5]
 
 
+@pytest.fixture(scope="session")
+def disputer(accounts: Any) -> Any:
+    """The plain account the test Settlement names as its `disputes`."""
+    assert accounts[6].address == DISPUTER
+    return accounts[6]
+
+
 def settlement_args(
     token: Any, operator: Any, oracle: Any, root: bytes = GENESIS_ROOT, /, **overrides: Any
 ) -> list[Any]:
@@ -296,6 +312,7 @@ def settlement_args(
         "token": token,
         "operator": operator,
         "oracle": oracle,
+        "disputes": DISPUTER,
         "minBond": MIN_BOND,
         "challengeWindow": WINDOW,
         "forcedDeadline": FORCED_DEADLINE,
@@ -310,7 +327,7 @@ def settlement_args(
     names = ("challengeWindow", "forcedDeadline", "livenessTimeout", "claimWindow")
     periods = tuple(args.pop(name) for name in names)
     values = list(args.values())
-    values.insert(4, periods)  # ISettlement.Periods, after minBond
+    values.insert(5, periods)  # ISettlement.Periods, after minBond
     return values
 
 
@@ -374,6 +391,30 @@ def deploy_settlement(project: Any, deployer: Any, operator: Any, oracle: Any, c
         settlement.postBond(sender=operator, value=MIN_BOND)
         vault = project.CollateralVault.at(settlement.vault())
         return settlement, vault, Checkpoints(settlement, vault, operator, chain)
+
+    return deploy
+
+
+@pytest.fixture(scope="session")
+def deploy_game(project: Any, deployer: Any, operator: Any, oracle: Any) -> Any:
+    """Factory: a Settlement over `token` whose `disputes` is the DisputeGame deployed right after
+    it (address precomputed from the deployer's nonce, as isoperp.chain.deploy does); returns
+    (settlement, game)."""
+
+    def deploy(
+        token: Any,
+        root: bytes = GENESIS_ROOT,
+        record_types: list[int] | None = None,
+        verifiers: list[Any] | None = None,
+    ) -> tuple[Any, Any]:
+        predicted = create_address(deployer.address, deployer.nonce + 1)
+        args = settlement_args(token, operator, oracle, root, disputes=predicted)
+        settlement = deployer.deploy(project.Settlement, *args)
+        game = deployer.deploy(
+            project.DisputeGame, settlement, record_types or [], verifiers or []
+        )
+        assert game.address == predicted == settlement.disputes()
+        return settlement, game
 
     return deploy
 
@@ -526,6 +567,7 @@ def consts() -> SimpleNamespace:
         LIVENESS=LIVENESS,
         FORCED_FEE=FORCED_FEE,
         CLAIM_WINDOW=CLAIM_WINDOW,
+        DISPUTER=DISPUTER,
         settlement_args=settlement_args,
         make_market=make_market,
         leaf_fields=leaf_fields,
@@ -544,4 +586,5 @@ def consts() -> SimpleNamespace:
         header_tuple=header_tuple,
         withdrawal_leaf=withdrawal_leaf,
         Withdrawals=Withdrawals,
+        Checkpoints=Checkpoints,
     )

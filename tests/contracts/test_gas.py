@@ -12,7 +12,8 @@ import random
 from pathlib import Path
 from typing import Any
 
-from isoperp.ledger.model import Account, Position
+from isoperp.ledger.model import Account, Exchange, Position
+from isoperp.protocol import leaves as L
 
 SNAPSHOT = Path(__file__).with_name("gas_snapshot.json")
 TOLERANCE = 0.02
@@ -188,3 +189,53 @@ def test_claim_window_end_gas_succeeds(
     _check("escape_account_late", late.gas_used)
     _check("withdrawEscapedTo", to.gas_used)
     _check("sweepResidual", sweep.gas_used)
+
+
+# ---------------------------------------------------------------- disputes
+
+
+def test_invalidateFrom_gas_succeeds(checkpoints: Any, disputer: Any, operator: Any) -> None:
+    """invalidateFrom with checkpoints after it (O(1): the count does not matter, see
+    test_settlement_invalidate), the re-post into the invalidated slot, and withdrawBond once every
+    checkpoint is final."""
+    checkpoints.settlement.postBond(sender=operator, value=10**18)
+    for _ in range(3):
+        checkpoints.post_next()
+    invalidate = checkpoints.settlement.invalidateFrom(2, sender=disputer)
+    # Every stale word changes (another root, a later time): a deterministic measurement.
+    checkpoints.chain.pending_timestamp += 5
+    checkpoints.chain.mine()
+    _, repost = checkpoints.post_next(
+        stateRoot=b"\x07" * 32, timestamp=checkpoints.chain.blocks.head.timestamp
+    )
+    checkpoints.finalize()
+    withdraw = checkpoints.settlement.withdrawBond(10**18, sender=operator)
+    _check("invalidateFrom", invalidate.gas_used)
+    _check("postCheckpoint_empty_batch_after_invalidation", repost.gas_used)
+    _check("withdrawBond", withdraw.gas_used)
+
+
+def test_proveHeaderMismatch_gas_succeeds(
+    deploy_game: Any,
+    project: Any,
+    usdc: Any,
+    operator: Any,
+    stranger: Any,
+    chain: Any,
+    consts: Any,
+) -> None:
+    """A header whose withdrawalTotal (the last field compared) differs from its state's
+    exchange leaf: the proof, every comparison, and the Settlement's invalidation."""
+    settlement, game = deploy_game(usdc)
+    settlement.postBond(sender=operator, value=consts.MIN_BOND)
+    vault = project.CollateralVault.at(settlement.vault())
+    cps = consts.Checkpoints(settlement, vault, operator, chain)
+    exchange = Exchange(0, 0, 0, 0, 0, consts.Withdrawals([]).root, 0, 0)
+    tree = consts.StateTree([consts.make_market(0, 1_000), exchange])
+    cps.post_next(
+        stateRoot=tree.root, withdrawalsRoot=exchange.withdrawals_root, withdrawalTotal=1
+    )
+    leaf = L.solidity_struct(exchange)
+    receipt = game.proveHeaderMismatch(1, leaf, tree.proof(exchange), sender=stranger)
+    assert settlement.latestSeq() == 0
+    _check("proveHeaderMismatch", receipt.gas_used)

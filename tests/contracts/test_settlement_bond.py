@@ -25,6 +25,7 @@ def test_constructor_stores_parameters_succeeds(
 ) -> None:
     assert settlement.operator() == operator.address
     assert settlement.oracle() == oracle.address
+    assert settlement.disputes() == consts.DISPUTER
     assert settlement.minBond() == MIN_BOND
     assert settlement.challengeWindow() == WINDOW
     assert settlement.forcedDeadline() == consts.FORCED_DEADLINE == 300
@@ -93,8 +94,9 @@ YEAR = 365 * 24 * 3600
         {"token": "0x000000000000000000000000000000000000dEaD"},  # no code
         {"operator": ZERO},
         {"oracle": ZERO},
+        {"disputes": ZERO},
     ],
-    ids=["zero-token", "token-without-code", "zero-operator", "zero-oracle"],
+    ids=["zero-token", "token-without-code", "zero-operator", "zero-oracle", "zero-disputes"],
 )
 def test_constructor_invalid_parameter_reverts(
     project: Any,
@@ -283,3 +285,74 @@ def test_withdrawBond_operator_rejects_eth_reverts(
     with reverts(settlement.Settlement_TransferFailed):
         forwarder.forward(settlement, settlement.withdrawBond.encode_input(ETH), sender=deployer)
     assert settlement.bond() == 2 * ETH
+
+
+# ---------------------------------------------------------------- withdrawBond: the pending lock
+
+
+def test_withdrawBond_checkpoint_pending_reverts(
+    checkpoints: Any, operator: Any, reverts: Any
+) -> None:
+    settlement = checkpoints.settlement
+    settlement.postBond(sender=operator, value=ETH)  # 1 ETH above the minimum
+    checkpoints.post_next()
+    with reverts(settlement.Settlement_CheckpointsPending, latestSeq=1, lastFinalizedSeq=0):
+        settlement.withdrawBond(1, sender=operator)
+
+
+def test_withdrawBond_one_of_several_pending_reverts(
+    checkpoints: Any, operator: Any, chain: Any, reverts: Any
+) -> None:
+    """Finalized checkpoints do not unlock the bond while a later one is pending."""
+    settlement = checkpoints.settlement
+    settlement.postBond(sender=operator, value=ETH)
+    checkpoints.post_next()
+    checkpoints.post_next()
+    checkpoints.finalize()
+    checkpoints.post_next()
+    with reverts(settlement.Settlement_CheckpointsPending, latestSeq=3, lastFinalizedSeq=2):
+        settlement.withdrawBond(ETH, sender=operator)
+
+
+def test_withdrawBond_at_finality_of_latest_succeeds(
+    checkpoints: Any, operator: Any, chain: Any, reverts: Any
+) -> None:
+    """The lock lifts exactly when the latest checkpoint finalizes (one second earlier it holds)."""
+    settlement = checkpoints.settlement
+    settlement.postBond(sender=operator, value=ETH)
+    checkpoints.post_next()
+    final_at = settlement.finalizesAt(1)
+    chain.pending_timestamp = final_at - 1
+    with reverts(settlement.Settlement_CheckpointsPending, latestSeq=1, lastFinalizedSeq=0):
+        settlement.withdrawBond(ETH, sender=operator)
+    chain.pending_timestamp = final_at
+    receipt = settlement.withdrawBond(ETH, sender=operator)
+    assert receipt.events == [settlement.BondWithdrawn(operator, ETH, MIN_BOND)]
+
+
+def test_withdrawBond_after_invalidating_pending_succeeds(
+    checkpoints: Any, operator: Any, disputer: Any
+) -> None:
+    """Once the dispute contract took the pending checkpoints away, every posted one is final."""
+    settlement = checkpoints.settlement
+    settlement.postBond(sender=operator, value=ETH)
+    checkpoints.post_next()
+    checkpoints.finalize()
+    checkpoints.post_next()
+    settlement.invalidateFrom(2, sender=disputer)
+    receipt = settlement.withdrawBond(ETH, sender=operator)
+    assert receipt.events == [settlement.BondWithdrawn(operator, ETH, MIN_BOND)]
+
+
+def test_withdrawBond_pending_at_freeze_reverts(
+    checkpoints: Any, operator: Any, stranger: Any, chain: Any, reverts: Any, consts: Any
+) -> None:
+    """A checkpoint pending at the freeze never finalizes (the Settlement's clock stops), so the
+    bond stays for the dispute that may still come."""
+    settlement = checkpoints.settlement
+    settlement.postBond(sender=operator, value=ETH)
+    checkpoints.post_next()
+    consts.freeze_now(settlement, stranger, chain)
+    chain.pending_timestamp += 10 * WINDOW
+    with reverts(settlement.Settlement_CheckpointsPending, latestSeq=1, lastFinalizedSeq=0):
+        settlement.withdrawBond(ETH, sender=operator)

@@ -45,6 +45,7 @@ def test_builder_serves_the_settlement_queue_and_pays_through_withdrawals(
         usdc,
         operator,
         DEVNET_ORACLE,
+        stranger,  # disputes: a plain account (no dispute here)
         BOND,
         (WINDOW, FORCED_DEADLINE, LIVENESS, CLAIM_WINDOW),  # ISettlement.Periods
         FEE,

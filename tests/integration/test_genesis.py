@@ -54,6 +54,19 @@ def test_read_genesis_from_rpc_and_address_alone_succeeds(rpc_url):
     assert "0x" + ledger.state_root.hex() == system.deployment.genesis_state_root
 
 
+def test_deploy_names_the_dispute_game_succeeds(rpc_url):
+    """The deploy precomputes the DisputeGame's address for the Settlement and deploys it there;
+    the deployment file and System know it."""
+    system = _deploy(rpc_url, MARKETS)
+    disputes = system.deployment.disputes
+    assert disputes and system.settlement.functions.disputes().call() == disputes
+    assert system.disputes.address == disputes
+    assert system.disputes.functions.settlement().call() == system.deployment.settlement
+    assert system.client.w3.eth.get_code(disputes)
+    reloaded = System(system.client, dataclasses.replace(system.deployment, disputes=""))
+    assert reloaded.disputes.address == disputes  # older files: read from the Settlement
+
+
 def test_third_market_trades_and_rebuilds_from_l1_succeeds(rpc_url, inbox):
     system = _deploy(rpc_url, MARKETS)
     alice, bob = devnet_account(1), devnet_account(2)
@@ -91,6 +104,7 @@ def test_genesis_markets_not_matching_the_root_raise(rpc_url):
         good.deployment.token,
         client.address,
         good.deployment.oracle,
+        good.deployment.disputes,  # not this Settlement's dispute game: nothing disputes here
         good.deployment.min_bond,
         (
             good.deployment.challenge_window,

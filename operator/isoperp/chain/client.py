@@ -249,6 +249,10 @@ class ChainClient:
             self._nonce = int(self.w3.eth.get_transaction_count(sender, "pending"))
         return self._nonce
 
+    def next_nonce(self) -> int:
+        """The nonce this client's next transaction will use (for CREATE address predictions)."""
+        return self._next_nonce()
+
     def _outbid_stuck(self, tx: dict[str, Any]) -> dict[str, Any]:
         """``tx`` with fees high enough to replace the stuck transaction of the same nonce."""
         if self._stuck is None or int(tx["nonce"]) != self._stuck[0]:
@@ -492,6 +496,9 @@ class Web3Deployer:
     @property
     def chain_id(self) -> int:
         return self.client.chain_id
+
+    def next_nonce(self) -> int:
+        return self.client.next_nonce()
 
     def deploy_contract(self, name: str, *args: object) -> tuple[str, int]:
         art = load_artifacts()[name]

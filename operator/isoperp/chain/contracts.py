@@ -15,8 +15,8 @@ from isoperp.protocol.signing import Domain
 
 @dataclass
 class System:
-    """The Settlement, CollateralVault, EscapeHatch and token contracts of a deployment, bound to a
-    client."""
+    """The Settlement, CollateralVault, EscapeHatch, DisputeGame and token contracts of a
+    deployment, bound to a client."""
 
     client: ChainClient
     deployment: Deployment
@@ -35,6 +35,12 @@ class System:
             self.settlement.functions.escapeHatch().call()
         )
         return self.client.contract(address, artifact("EscapeHatch").abi)
+
+    @cached_property
+    def disputes(self) -> Contract:
+        """The DisputeGame: the only address the Settlement lets invalidate checkpoints."""
+        address = self.deployment.disputes or str(self.settlement.functions.disputes().call())
+        return self.client.contract(address, artifact("DisputeGame").abi)
 
     @cached_property
     def token(self) -> Contract:

@@ -1,6 +1,11 @@
 """Deploys the system: collateral token (devnet MockUSDC unless one is given), Settlement (which
 creates the CollateralVault and the EscapeHatch, and publishes the genesis markets,
-``isoperp.chain.genesis``), and the operator's bond.
+``isoperp.chain.genesis``), the DisputeGame (the Settlement's ``disputes``), and the operator's
+bond.
+
+The Settlement's immutable ``disputes`` must name the DisputeGame, which is deployed right after it
+and takes the Settlement's address: its address is precomputed from the deployer's nonce
+(``create_address``), and the DisputeGame's constructor checks that the Settlement names it.
 
 Used by `isoperp deploy` and by `ape run deploy`."""
 
@@ -10,9 +15,13 @@ import logging
 from dataclasses import dataclass
 from typing import Protocol
 
+from eth_utils import to_checksum_address
+
 from isoperp.chain.deployment import Deployment
 from isoperp.chain.genesis import DEFAULT_MARKETS, constructor_args, genesis_state_root
 from isoperp.devnet import devnet_account
+from isoperp.errors import ChainError
+from isoperp.hashing import keccak256
 from isoperp.ledger.model import Market
 
 logger = logging.getLogger(__name__)
@@ -53,6 +62,10 @@ class Deployer(Protocol):
     @property
     def chain_id(self) -> int: ...
 
+    def next_nonce(self) -> int:
+        """The nonce of the deployer's next transaction."""
+        ...
+
     def deploy_contract(self, name: str, *args: object) -> tuple[str, int]:
         """Deploys ``name``; returns (address, block number)."""
         ...
@@ -60,6 +73,25 @@ class Deployer(Protocol):
     def call(self, address: str, name: str, fn: str, *args: object, value: int = 0) -> object: ...
 
     def read(self, address: str, name: str, fn: str, *args: object) -> object: ...
+
+
+def _rlp_uint(value: int) -> bytes:
+    """RLP encoding of a non-negative integer (a nonce)."""
+    if value == 0:
+        return b"\x80"
+    raw = value.to_bytes((value.bit_length() + 7) // 8, "big")
+    return raw if len(raw) == 1 and raw[0] < 0x80 else bytes([0x80 + len(raw)]) + raw
+
+
+def create_address(sender: str, nonce: int) -> str:
+    """The address a CREATE by ``sender`` at ``nonce`` deploys to:
+    ``keccak256(rlp([sender, nonce]))[12:]``, checksummed."""
+    if nonce < 0 or nonce >= 1 << 64:
+        raise ValueError(f"nonce out of range: {nonce}")
+    payload = b"\x94" + bytes.fromhex(sender.removeprefix("0x")) + _rlp_uint(nonce)
+    # The list payload is at most 1 + 20 + 9 bytes, below RLP's 56-byte short-list limit.
+    encoded = bytes([0xC0 + len(payload)]) + payload
+    return to_checksum_address(keccak256(encoded)[12:])
 
 
 def deploy_system(
@@ -74,11 +106,14 @@ def deploy_system(
     oracle = params.oracle or devnet_account(DEVNET_ORACLE_ACCOUNT).address
     root = genesis_state_root(params.markets)
     leaves, symbols = constructor_args(params.markets)
+    # The Settlement takes this nonce, the DisputeGame the next one.
+    disputes = create_address(deployer.address, deployer.next_nonce() + 1)
     settlement, block = deployer.deploy_contract(
         "Settlement",
         token,
         operator,
         oracle,
+        disputes,
         params.min_bond,
         (
             params.challenge_window,
@@ -91,11 +126,15 @@ def deploy_system(
         leaves,
         symbols,
     )
+    game, _ = deployer.deploy_contract("DisputeGame", settlement, [], [])  # no record verifiers yet
+    if to_checksum_address(game) != disputes:  # the constructor's check makes this unreachable
+        raise ChainError(f"DisputeGame deployed at {game}, the Settlement names {disputes}")
     vault = str(deployer.read(settlement, "Settlement", "vault"))
     hatch = str(deployer.read(settlement, "Settlement", "escapeHatch"))
     logger.info(
-        "Settlement at %s, vault at %s, escape hatch at %s; genesis: %d markets, root 0x%s",
-        settlement, vault, hatch, len(params.markets), root.hex(),
+        "Settlement at %s, vault at %s, escape hatch at %s, disputes at %s; genesis: %d markets, "
+        "root 0x%s",
+        settlement, vault, hatch, disputes, len(params.markets), root.hex(),
     )
     if params.bond and operator == deployer.address:
         deployer.call(settlement, "Settlement", "postBond", value=params.bond)
@@ -117,4 +156,5 @@ def deploy_system(
         forced_request_fee=params.forced_request_fee,
         escape_hatch=hatch,
         claim_window=params.claim_window,
+        disputes=disputes,
     )

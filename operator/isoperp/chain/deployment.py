@@ -34,6 +34,9 @@ class Deployment:
     # The EscapeHatch the Settlement created ("" in files written before it: read from the chain).
     escape_hatch: str = ""
     claim_window: int = 600
+    # The DisputeGame, the Settlement's `disputes` ("" in files written before it: read it from
+    # the chain).
+    disputes: str = ""
 
     def save(self, path: Path = DEFAULT_DEPLOYMENT) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -104,3 +104,21 @@ class CheckpointLog:
         return cls(
             a["seq"], bytes(a["checkpointHash"]), a["finalizesAt"], block, block_hash, log_id
         )
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidationLog:
+    """A CheckpointsInvalidated event: the dispute contract invalidated checkpoints
+    ``from_seq .. previous_latest``; the Settlement's chain continues from ``from_seq - 1``."""
+
+    from_seq: int
+    previous_latest: int
+    block: int
+    block_hash: bytes
+    log_id: LogId
+
+    @classmethod
+    def from_log(cls, log: Any) -> InvalidationLog:
+        a = log["args"]
+        block, block_hash, log_id = _origin(log)
+        return cls(a["fromSeq"], a["previousLatest"], block, block_hash, log_id)

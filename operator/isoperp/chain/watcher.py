@@ -12,6 +12,11 @@ re-reading the tip at the end: that poll's events are discarded and the next pol
 
 Queues are dense: deposit and forced-request indices, checkpoint seqs follow each other without gaps
 in canonical order, so a missing event is an error (``gap``), not silently skipped.
+
+A ``CheckpointsInvalidated`` event (the dispute contract proved a checkpoint wrong) is reported in
+``WatchUpdate.invalidations`` and logged as an error; the watcher does not act on it: what the
+operator does then (roll back or stop) is the fraud-proof issue's decision. The checkpoint list is
+left as it was, so a checkpoint later posted again under an invalidated seq is a ``gap`` error.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import BlockNotFound
 
-from isoperp.chain.events import CheckpointLog, QueuedDeposit, QueuedForced
+from isoperp.chain.events import CheckpointLog, InvalidationLog, QueuedDeposit, QueuedForced
 from isoperp.errors import ProtocolError
 
 logger = logging.getLogger(__name__)
@@ -35,7 +40,7 @@ logger = logging.getLogger(__name__)
 LOG_RANGE = 2_000  # blocks per eth_getLogs call (public RPCs commonly cap ranges at 2k-10k)
 HISTORY = 256  # block hashes remembered for finding a fork point
 
-Event = QueuedDeposit | QueuedForced | CheckpointLog
+Event = QueuedDeposit | QueuedForced | CheckpointLog | InvalidationLog
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +51,7 @@ class Reorg:
     deposits: tuple[QueuedDeposit, ...]
     forced: tuple[QueuedForced, ...]
     checkpoints: tuple[CheckpointLog, ...]
+    invalidations: tuple[InvalidationLog, ...] = ()
 
     @property
     def checkpoint_seqs(self) -> tuple[int, ...]:
@@ -61,14 +67,18 @@ class WatchUpdate:
     deposits: list[QueuedDeposit] = field(default_factory=list)
     forced: list[QueuedForced] = field(default_factory=list)
     checkpoints: list[CheckpointLog] = field(default_factory=list)
+    invalidations: list[InvalidationLog] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
-        return self.reorg is None and not (self.deposits or self.forced or self.checkpoints)
+        return self.reorg is None and not (
+            self.deposits or self.forced or self.checkpoints or self.invalidations
+        )
 
 
 class ChainWatcher:
-    """Follows the Deposited, ForcedRequested and CheckpointPosted events of one deployment.
+    """Follows the Deposited, ForcedRequested, CheckpointPosted and CheckpointsInvalidated events
+    of one deployment.
 
     ``deposits``, ``forced`` and ``checkpoints`` always hold the canonical events seen so far, in
     queue order (list position == index, seq - 1). It follows the head itself: the operator must
@@ -95,6 +105,7 @@ class ChainWatcher:
         self.deposits: list[QueuedDeposit] = []
         self.forced: list[QueuedForced] = []
         self.checkpoints: list[CheckpointLog] = []
+        self.invalidations: list[InvalidationLog] = []
         self.cursor = deploy_block - 1  # last block scanned
         self._hashes: dict[int, bytes] = {}  # block number -> hash, for blocks scanned
         self._addresses = [vault.address, settlement.address, hatch.address]
@@ -103,6 +114,7 @@ class ChainWatcher:
             (vault, "Deposited", QueuedDeposit.from_log),
             (hatch, "ForcedRequested", QueuedForced.from_log),
             (settlement, "CheckpointPosted", CheckpointLog.from_log),
+            (settlement, "CheckpointsInvalidated", InvalidationLog.from_log),
         ):
             event = contract.events[name]()
             topic = event_abi_to_log_topic(event.abi)
@@ -176,9 +188,23 @@ class ChainWatcher:
         return found
 
     def _events(self) -> list[Event]:
-        return [*self.deposits, *self.forced, *self.checkpoints]
+        return [*self.deposits, *self.forced, *self.checkpoints, *self.invalidations]
 
     def _adopt(self, event: Event) -> None:
+        if isinstance(event, InvalidationLog):
+            if any(e.log_id == event.log_id for e in self.invalidations):
+                return  # already seen (a range scanned twice)
+            self.invalidations.append(event)
+            logger.error(
+                "checkpoints #%d..#%d were INVALIDATED by the dispute contract (block %d): the "
+                "Settlement's chain now ends at #%d; the operator does not handle invalidations "
+                "yet and keeps its own chain",
+                event.from_seq,
+                event.previous_latest,
+                event.block,
+                event.from_seq - 1,
+            )
+            return
         queue: list[Any] = getattr(self, _KIND[type(event)])
         position = event.seq - 1 if isinstance(event, CheckpointLog) else event.index
         if position < len(queue):
@@ -227,10 +253,12 @@ class ChainWatcher:
             tuple(d for d in self.deposits if d.block > fork_block),
             tuple(f for f in self.forced if f.block > fork_block),
             tuple(c for c in self.checkpoints if c.block > fork_block),
+            tuple(i for i in self.invalidations if i.block > fork_block),
         )
         self.deposits = [d for d in self.deposits if d.block <= fork_block]
         self.forced = [f for f in self.forced if f.block <= fork_block]
         self.checkpoints = [c for c in self.checkpoints if c.block <= fork_block]
+        self.invalidations = [i for i in self.invalidations if i.block <= fork_block]
         self._hashes = {n: h for n, h in self._hashes.items() if n <= fork_block}
         self.cursor = min(self.cursor, fork_block)
         logger.warning(
@@ -257,6 +285,7 @@ def _combine(first: Reorg | None, second: Reorg) -> Reorg:
         first.deposits + second.deposits,
         first.forced + second.forced,
         first.checkpoints + second.checkpoints,
+        first.invalidations + second.invalidations,
     )
 
 
@@ -264,6 +293,7 @@ _KIND: dict[type, str] = {
     QueuedDeposit: "deposits",
     QueuedForced: "forced",
     CheckpointLog: "checkpoints",
+    InvalidationLog: "invalidations",
 }
 
 

@@ -99,6 +99,7 @@ def deploy(
     table.add_row("Settlement", deployment.settlement)
     table.add_row("CollateralVault", deployment.vault)
     table.add_row("EscapeHatch", deployment.escape_hatch)
+    table.add_row("DisputeGame", deployment.disputes)
     table.add_row("collateral token", deployment.token)
     table.add_row("operator", deployment.operator)
     console.print(table)

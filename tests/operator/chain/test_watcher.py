@@ -259,6 +259,48 @@ def test_gap_in_a_queue_is_refused():
     assert info.value.code == "gap"
 
 
+def invalidation_log(from_seq, previous_latest):
+    return {
+        "address": Web3.to_checksum_address(SETTLEMENT),
+        "topics": [_topic(SETTLEMENT_C, "CheckpointsInvalidated"), _word(from_seq)],
+        "data": encode(["uint64"], [previous_latest]),
+    }
+
+
+def test_invalidation_is_reported_and_logged_as_an_error(caplog):
+    """The watcher reports a CheckpointsInvalidated event (error log), keeps its checkpoint list
+    (the operator does not act on invalidations yet) and keeps following the chain."""
+    chain = FakeChain()
+    chain.mine(checkpoint_log(1))
+    chain.mine(checkpoint_log(2))
+    w = watcher(chain)
+    w.poll()
+    n = chain.mine(invalidation_log(2, 2))
+    with caplog.at_level("ERROR", logger="isoperp.chain.watcher"):
+        update = w.poll()
+    assert [(i.from_seq, i.previous_latest, i.block) for i in update.invalidations] == [(2, 2, n)]
+    assert not update.empty
+    assert "INVALIDATED" in caplog.text and "#2..#2" in caplog.text
+    assert [c.seq for c in w.checkpoints] == [1, 2]
+    chain.mine(deposit_log(0))
+    update = w.poll()
+    assert [d.index for d in update.deposits] == [0] and update.invalidations == []
+    assert len(w.invalidations) == 1
+
+
+def test_invalidation_in_a_reorganised_block_is_dropped():
+    chain = FakeChain()
+    fork = chain.mine(checkpoint_log(1))
+    chain.mine(invalidation_log(1, 1))
+    w = watcher(chain)
+    assert len(w.poll().invalidations) == 1
+    chain.fork(fork)
+    chain.mine()
+    update = w.poll()
+    assert update.reorg is not None and len(update.reorg.invalidations) == 1
+    assert w.invalidations == [] and [c.seq for c in w.checkpoints] == [1]
+
+
 def test_bad_parameters_are_refused():
     with pytest.raises(ValueError):
         watcher(FakeChain(), log_range=0)
