@@ -1267,31 +1267,38 @@ class Ledger:
 
     # -- planners: validate and compute, never mutate ------------------------------------------
 
-    def _plan_deposit(self, t: Deposit) -> _Plan:
-        deposit_index, account_id, amount = t.deposit_index, t.account_id, t.amount
-        owner = checksum_address(t.owner)
+    def _check_deposit_entry(self, t: Deposit | DepositRejected) -> tuple[str, int | None]:
+        """The checks a Deposit and a DepositRejected share, in order: the queue position, the
+        owner (never the insurance account's), the account id (the owner's own, or
+        ``nextAccountId`` for a new owner), ``amount > 0``. Returns (owner, its account or None)."""
         ex = self._exchange
-        if deposit_index != ex.deposit_cursor:
+        if t.deposit_index != ex.deposit_cursor:
             raise _reject(
                 "deposit_out_of_order",
-                f"deposit {deposit_index} is not the next in the queue ({ex.deposit_cursor})",
+                f"deposit {t.deposit_index} is not the next in the queue ({ex.deposit_cursor})",
             )
+        owner = checksum_address(t.owner)
         existing = self._owners.get(owner.lower())
-        created = existing is None
         if existing == INSURANCE_ACCOUNT:
             raise _reject("insurance_account", "the insurance account never takes deposits")
-        if existing is not None and account_id != existing:
-            raise _reject("bad_account_id", f"{owner} owns account {existing}, not {account_id}")
-        if existing is None:
-            if account_id != ex.next_account_id:
-                raise _reject(
-                    "bad_account_id",
-                    f"a new owner gets account {ex.next_account_id}, not {account_id}",
-                )
-            if account_id >= INSURANCE_ACCOUNT:
-                raise _reject("accounts_full", f"all {INSURANCE_ACCOUNT} account ids are taken")
-        if amount == 0:
+        if existing is not None and t.account_id != existing:
+            raise _reject("bad_account_id", f"{owner} owns account {existing}, not {t.account_id}")
+        if existing is None and t.account_id != ex.next_account_id:
+            raise _reject(
+                "bad_account_id",
+                f"a new owner gets account {ex.next_account_id}, not {t.account_id}",
+            )
+        if t.amount == 0:
             raise _reject("bad_amount", "deposit amount must be > 0")
+        return owner, existing
+
+    def _plan_deposit(self, t: Deposit) -> _Plan:
+        account_id, amount = t.account_id, t.amount
+        owner, existing = self._check_deposit_entry(t)
+        ex = self._exchange
+        created = existing is None
+        if created and account_id >= INSURANCE_ACCOUNT:
+            raise _reject("accounts_full", f"all {INSURANCE_ACCOUNT} account ids are taken")
         old = self._accounts.get(account_id)
         if old is not None and old.collateral + amount > UINT128_MAX:
             raise _reject(
@@ -1968,24 +1975,10 @@ class Ledger:
     def _plan_deposit_rejected(self, t: DepositRejected) -> _Plan:
         # field widths: checked in _plan against the record table (protocol.records)
         deposit_index, account_id, amount = t.deposit_index, t.account_id, t.amount
-        owner = checksum_address(t.owner)
+        owner, existing = self._check_deposit_entry(t)
         ex = self._exchange
-        if deposit_index != ex.deposit_cursor:
-            raise _reject(
-                "deposit_out_of_order",
-                f"deposit {deposit_index} is not the next in the queue ({ex.deposit_cursor})",
-            )
-        if amount == 0:
-            raise _reject("bad_amount", "deposit amount must be > 0")
-        existing = self._owners.get(owner.lower())
-        if existing == INSURANCE_ACCOUNT:
-            raise _reject("insurance_account", "the insurance account never takes deposits")
         touched = [EXCHANGE_INDEX]
         if existing is not None:
-            if account_id != existing:
-                raise _reject(
-                    "bad_account_id", f"{owner} owns account {existing}, not {account_id}"
-                )
             touched.append(account_index(account_id))
             collateral = self._accounts[account_id].collateral
             if collateral + amount <= UINT128_MAX:
@@ -1995,11 +1988,6 @@ class Ledger:
                 )
             reason = "collateral_overflow"
         else:
-            if account_id != ex.next_account_id:
-                raise _reject(
-                    "bad_account_id",
-                    f"a new owner gets account {ex.next_account_id}, not {account_id}",
-                )
             if account_id < INSURANCE_ACCOUNT:
                 raise _reject(
                     "deposit_creditable", f"account id {account_id} is free: a DEPOSIT"
