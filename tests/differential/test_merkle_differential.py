@@ -5,8 +5,8 @@ Every proof Python builds must lead the Solidity verifier to the same root; ever
 sibling) must be rejected by both sides.
 """
 
-import ape
 import pytest
+from call_reverts import revert_error
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -79,8 +79,10 @@ def test_aliased_index_beyond_depth_reverts(merkle):
     proof, leaf = tree.proof(5), hash_leaf(b"leaf")
     aliased = 5 + (1 << STATE_TREE_DEPTH)  # same low bits: the Plasma double-index bug
     assert not verify_proof(tree.root, leaf, aliased, proof, STATE_TREE_DEPTH)
-    with ape.reverts(merkle.MerkleProof_IndexOutOfRange):
-        merkle.computeRoot(leaf, aliased, proof, STATE_TREE_DEPTH)
+    assert revert_error(merkle, "computeRoot", leaf, aliased, proof, STATE_TREE_DEPTH) == (
+        "MerkleProof_IndexOutOfRange",
+        {"index": aliased, "depth": STATE_TREE_DEPTH},
+    )
 
 
 @pytest.mark.parametrize("delta", [-1, 1])
@@ -89,8 +91,10 @@ def test_short_or_long_proof_reverts(merkle, delta):
     proof, leaf = tree.proof(9), hash_leaf(b"leaf")
     bad = proof[:delta] if delta < 0 else [*proof, b"\x00" * 32]
     assert not verify_proof(tree.root, leaf, 9, bad, STATE_TREE_DEPTH)
-    with ape.reverts(merkle.MerkleProof_WrongLength):
-        merkle.computeRoot(leaf, 9, bad, STATE_TREE_DEPTH)
+    assert revert_error(merkle, "computeRoot", leaf, 9, bad, STATE_TREE_DEPTH) == (
+        "MerkleProof_WrongLength",
+        {"got": len(bad), "depth": STATE_TREE_DEPTH},
+    )
 
 
 def test_internal_node_as_leaf_rejected(merkle):
@@ -100,8 +104,10 @@ def test_internal_node_as_leaf_rejected(merkle):
     node = bytes(merkle.hashNode(hash_leaf(b"a"), hash_leaf(b"b")))
     upper_proof = parent.proof(0)[1:]  # siblings above the node
     # As a depth-31 proof it is rejected for its length; padded to 32 it is a different path.
-    with ape.reverts(merkle.MerkleProof_WrongLength):
-        merkle.computeRoot(node, 0, upper_proof, STATE_TREE_DEPTH)
+    assert revert_error(merkle, "computeRoot", node, 0, upper_proof, STATE_TREE_DEPTH) == (
+        "MerkleProof_WrongLength",
+        {"got": len(upper_proof), "depth": STATE_TREE_DEPTH},
+    )
     padded = [b"\x00" * 32, *upper_proof]
     assert not merkle.verify(tree.root, node, 0, padded, STATE_TREE_DEPTH)
     assert not merkle.verify(tree.root, hash_leaf(node), 0, tree.proof(0), STATE_TREE_DEPTH)
