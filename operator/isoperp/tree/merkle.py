@@ -188,7 +188,7 @@ class AppendOnlyTree:
     ``O(depth)``, whatever the number of leaves. Proofs need every leaf: build a
     ``SparseMerkleTree`` from them (``sparse``)."""
 
-    __slots__ = ("_branch", "_root", "_zeros", "count", "depth")
+    __slots__ = ("_branch", "_pending", "_root", "_zeros", "count", "depth")
 
     def __init__(self, depth: int) -> None:
         if not 1 <= depth <= 64:
@@ -198,6 +198,9 @@ class AppendOnlyTree:
         self._zeros = zero_hashes(depth)
         self._branch: list[bytes] = [EMPTY] * depth
         self._root = self._zeros[depth]
+        # The last walk ``root_after`` made (count, leaf hash, root, frontier): a ledger plans an
+        # append (root_after) and then commits it (append); the commit reuses the walk.
+        self._pending: tuple[int, bytes, bytes, list[bytes]] | None = None
 
     @property
     def root(self) -> bytes:
@@ -226,11 +229,18 @@ class AppendOnlyTree:
 
     def root_after(self, leaf_hash: bytes) -> bytes:
         """The root once ``leaf_hash`` is appended, without appending it."""
-        return self._walk(leaf_hash)[0]
+        root, branch = self._walk(leaf_hash)
+        self._pending = (self.count, leaf_hash, root, branch)
+        return root
 
     def append(self, leaf_hash: bytes) -> int:
         """Appends ``leaf_hash`` at index ``count``; returns that index."""
-        self._root, self._branch = self._walk(leaf_hash)
+        pending = self._pending
+        if pending is not None and pending[0] == self.count and pending[1] == leaf_hash:
+            self._root, self._branch = pending[2], pending[3]
+        else:
+            self._root, self._branch = self._walk(leaf_hash)
+        self._pending = None
         self.count += 1
         return self.count - 1
 
@@ -241,6 +251,7 @@ class AppendOnlyTree:
         other._zeros = self._zeros
         other._branch = list(self._branch)
         other._root = self._root
+        other._pending = None
         return other
 
     @staticmethod
